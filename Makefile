@@ -1,0 +1,45 @@
+# Everyday commands. Each target is a thin wrapper over Pants or a script in scripts/;
+# `make help` lists them. The build itself is Pants: see pants.toml and the BUILD files.
+SHELL := /bin/bash
+PANTS := ./pants
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[33m%-18s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install what the build and the tests need (idempotent)
+	@scripts/setup.sh
+	@$(PANTS) --version >/dev/null
+
+.PHONY: run
+run: setup ## Run the product locally on SQLite (API on :5000)
+	$(PANTS) run api
+
+.PHONY: test
+test: setup ## Run every test of every language (what CI runs)
+	$(PANTS) test ::
+
+.PHONY: lint
+lint: setup ## BUILD files up to date, linters and type checks
+	$(PANTS) tailor --check update-build-files --check lint check ::
+
+.PHONY: fmt
+fmt: setup ## Format the code in place
+	$(PANTS) fmt ::
+
+.PHONY: package
+package: setup ## Build every PEX and bundle into dist/
+	$(PANTS) package ::
+
+.PHONY: bench-build
+bench-build: setup ## Build-system figures: cold bootstrap, cold/warm test, PEX sizes
+	scripts/bench-build.sh
+
+.PHONY: clean
+clean: ## Remove build outputs and stop pantsd
+	-scripts/stop-pantsd.sh
+	rm -rf dist .pants.d
