@@ -43,3 +43,9 @@ bench-build: setup ## Build-system figures: cold bootstrap, cold/warm test, PEX 
 clean: ## Remove build outputs and stop pantsd
 	-scripts/stop-pantsd.sh
 	rm -rf dist .pants.d
+
+# --- WebUI (src/js/webui) -------------------------------------------------------------------
+.PHONY: run-webui
+run-webui: setup ## Run the WebUI on :3000 (built by Pants; /api -> API_URL, default 127.0.0.1:5000)
+	$(PANTS) package src/js/webui:webui
+	API_URL=$${API_URL:-http://127.0.0.1:5000} node dist/bundle/server/main.mjs

@@ -1,0 +1,28 @@
+// @vitest-environment node
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.mjs";
+
+describe("loadConfig", () => {
+  it("has working defaults", () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.apiUrl.href).toBe("http://flask-backend:5000/");
+    expect(c.appEnv).toBe("development");
+    expect(c.secureCookies).toBe(false);
+  });
+
+  it("marks cookies Secure in production", () => {
+    expect(loadConfig({ APP_ENV: "production" }).secureCookies).toBe(true);
+  });
+
+  it.each([
+    [{ PORT: "http" }, /PORT must be an integer/],
+    [{ PORT: "70000" }, /PORT must be an integer/],
+    [{ API_URL: "flask-backend:5000" }, /API_URL must be an http/],
+    [{ API_URL: "::nope" }, /API_URL is not a valid URL/],
+    [{ APP_ENV: "staging" }, /APP_ENV must be/],
+  ])("names the bad variable in %o", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
