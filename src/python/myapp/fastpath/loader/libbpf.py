@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ctypes as C
 import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,15 +29,44 @@ _load = _fn("bpf_object__load", C.c_int, C.c_void_p)
 _close = _fn("bpf_object__close", None, C.c_void_p)
 _find_program = _fn("bpf_object__find_program_by_name", C.c_void_p, C.c_void_p, C.c_char_p)
 _find_map_fd = _fn("bpf_object__find_map_fd_by_name", C.c_int, C.c_void_p, C.c_char_p)
+_next_map = _fn("bpf_object__next_map", C.c_void_p, C.c_void_p, C.c_void_p)
+_map_name = _fn("bpf_map__name", C.c_char_p, C.c_void_p)
+_map_type = _fn("bpf_map__type", C.c_int, C.c_void_p)
+_map_key_size = _fn("bpf_map__key_size", C.c_uint32, C.c_void_p)
+_map_value_size = _fn("bpf_map__value_size", C.c_uint32, C.c_void_p)
+_map_max_entries = _fn("bpf_map__max_entries", C.c_uint32, C.c_void_p)
+_map_flags = _fn("bpf_map__map_flags", C.c_uint32, C.c_void_p)
+_map_set_pin_path = _fn("bpf_map__set_pin_path", C.c_int, C.c_void_p, C.c_char_p)
+_map_set_initial_value = _fn(
+    "bpf_map__set_initial_value", C.c_int, C.c_void_p, C.c_void_p, C.c_size_t
+)
 _program_fd = _fn("bpf_program__fd", C.c_int, C.c_void_p)
 _get_error = _fn("libbpf_get_error", C.c_long, C.c_void_p)
 _num_possible_cpus = _fn("libbpf_num_possible_cpus", C.c_int)
+_map_update = _fn("bpf_map_update_elem", C.c_int, C.c_int, C.c_void_p, C.c_void_p, C.c_uint64)
 _map_lookup = _fn("bpf_map_lookup_elem", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
+_map_delete = _fn("bpf_map_delete_elem", C.c_int, C.c_int, C.c_void_p)
+_map_next_key = _fn("bpf_map_get_next_key", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
+_obj_get = _fn("bpf_obj_get", C.c_int, C.c_char_p)
+_obj_info = _fn("bpf_obj_get_info_by_fd", C.c_int, C.c_int, C.c_void_p, C.POINTER(C.c_uint32))
 _test_run = _fn("bpf_prog_test_run_opts", C.c_int, C.c_int, C.c_void_p)
+_xdp_query_id = _fn("bpf_xdp_query_id", C.c_int, C.c_int, C.c_int, C.POINTER(C.c_uint32))
+
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
 
 class BpfError(OSError):
     """A libbpf or bpf() call failed; errno and the call are in the message."""
+
+
+class PinnedMapMismatch(BpfError):
+    """A map pinned under the bpffs path has another layout than this program's map."""
 
 
 def _check(rc: int, what: str) -> int:
@@ -65,26 +97,232 @@ class _TestRunOpts(C.Structure):
     ]
 
 
+class _MapInfo(C.Structure):
+    # Leading fields of struct bpf_map_info (linux/bpf.h); the kernel fills what fits.
+    _fields_ = [
+        ("type", C.c_uint32),
+        ("id", C.c_uint32),
+        ("key_size", C.c_uint32),
+        ("value_size", C.c_uint32),
+        ("max_entries", C.c_uint32),
+        ("map_flags", C.c_uint32),
+        ("name", C.c_char * 16),
+    ]
+
+
+@dataclass(frozen=True)
+class MapLayout:
+    """What must agree between a pinned map and the map a program expects."""
+
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int
+
+    def differences(self, other: MapLayout) -> list[str]:
+        return [
+            f"{field} {getattr(self, field)} (program expects {getattr(other, field)})"
+            for field in ("type", "key_size", "value_size", "max_entries", "map_flags")
+            if getattr(self, field) != getattr(other, field)
+        ]
+
+
 def possible_cpus() -> int:
     """Number of possible CPUs: the stride count of every per-CPU map value."""
     return int(_check(_num_possible_cpus(), "libbpf_num_possible_cpus"))
 
 
-class BpfObject:
-    """An opened and loaded BPF object file; close() (or `with`) unloads what is not pinned."""
+def _buf(data: bytes) -> C.Array[C.c_char]:
+    return C.create_string_buffer(data, len(data))
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+def obj_get(path: str | os.PathLike[str]) -> int:
+    """fd of a pinned BPF object (bpf_obj_get); the caller closes it."""
+    return int(_check(_obj_get(os.fspath(path).encode()), f"bpf_obj_get {path}"))
+
+
+def map_layout(map_fd: int) -> MapLayout:
+    info = _MapInfo()
+    size = C.c_uint32(C.sizeof(info))
+    _check(_obj_info(map_fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
+    return MapLayout(info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
+
+
+def map_update(map_fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+    _check(_map_update(map_fd, _buf(key), _buf(value), flags), "bpf_map_update_elem")
+
+
+def map_lookup(map_fd: int, key: bytes, value_size: int) -> bytes | None:
+    """The value under `key`, or None when there is none."""
+    out = C.create_string_buffer(value_size)
+    if _map_lookup(map_fd, _buf(key), out) < 0:
+        err = C.get_errno()
+        if err == 2:  # ENOENT
+            return None
+        raise BpfError(err, f"bpf_map_lookup_elem: {os.strerror(err)}")
+    return out.raw
+
+
+def array_get(map_fd: int, index: int, value_size: int) -> bytes:
+    """The value at `index` of an array map (every index always exists)."""
+    out = C.create_string_buffer(value_size)
+    _check(_map_lookup(map_fd, _buf(index.to_bytes(4, "little")), out), "array map lookup")
+    return out.raw
+
+
+def map_delete(map_fd: int, key: bytes) -> bool:
+    """Delete `key`; False when it was not there."""
+    if _map_delete(map_fd, _buf(key)) < 0:
+        err = C.get_errno()
+        if err == 2:
+            return False
+        raise BpfError(err, f"bpf_map_delete_elem: {os.strerror(err)}")
+    return True
+
+
+def map_keys(map_fd: int, key_size: int) -> Iterator[bytes]:
+    """Every key of a hash or LPM map (a snapshot walk; entries may change meanwhile)."""
+    prev: C.Array[C.c_char] | None = None
+    while True:
+        nxt = C.create_string_buffer(key_size)
+        if _map_next_key(map_fd, prev, nxt) < 0:
+            err = C.get_errno()
+            if err == 2:
+                return
+            raise BpfError(err, f"bpf_map_get_next_key: {os.strerror(err)}")
+        yield nxt.raw
+        prev = nxt
+
+
+def percpu_lookup(map_fd: int, key: bytes, value_size: int) -> list[bytes]:
+    """Read one key of a per-CPU map: one value per possible CPU, each padded to 8 bytes."""
+    stride = (value_size + 7) & ~7
+    ncpu = possible_cpus()
+    out = C.create_string_buffer(stride * ncpu)
+    _check(_map_lookup(map_fd, _buf(key), out), "per-CPU map lookup")
+    return [out.raw[i * stride : i * stride + value_size] for i in range(ncpu)]
+
+
+def percpu_update(map_fd: int, key: bytes, value: bytes) -> None:
+    """Write the same value into every CPU's copy of one key of a per-CPU map."""
+    stride = (len(value) + 7) & ~7
+    padded = value.ljust(stride, b"\0") * possible_cpus()
+    _check(_map_update(map_fd, _buf(key), _buf(padded), BPF_ANY), "per-CPU map update")
+
+
+def prog_test_run(
+    program_fd: int,
+    packet: bytes,
+    repeat: int = 1,
+    flags: int = 0,
+    batch_size: int = 0,
+) -> tuple[int, int]:
+    """Run an XDP program on `packet` with BPF_PROG_TEST_RUN: (verdict, mean ns per run).
+
+    With flags=BPF_F_TEST_XDP_LIVE_FRAMES the frames really leave through XDP_TX/REDIRECT
+    (an in-kernel traffic generator).
+    """
+    data = _buf(packet)
+    opts = _TestRunOpts()
+    opts.sz = C.sizeof(opts)
+    opts.data_in = C.cast(data, C.c_void_p)
+    opts.data_size_in = len(packet)
+    opts.repeat = repeat
+    opts.flags = flags
+    opts.batch_size = batch_size
+    _check(_test_run(program_fd, C.byref(opts)), "BPF_PROG_TEST_RUN")
+    return int(opts.retval), int(opts.duration)
+
+
+def xdp_query_id(ifindex: int, flags: int = 0) -> int:
+    """Id of the XDP program attached to `ifindex` (0 when none)."""
+    prog_id = C.c_uint32(0)
+    _check(_xdp_query_id(ifindex, flags, C.byref(prog_id)), "bpf_xdp_query_id")
+    return int(prog_id.value)
+
+
+class BpfObject:
+    """An opened and loaded BPF object file; close() (or `with`) unloads what is not pinned.
+
+    pin_dir: maps named in `pin_maps` are pinned there; a map already pinned there is adopted
+    when its layout matches and refused with PinnedMapMismatch otherwise.
+    rodata: initial bytes of the object's .rodata (its `const volatile` load-time settings).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        pin_dir: str | os.PathLike[str] | None = None,
+        pin_maps: tuple[str, ...] = (),
+        rodata: bytes | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         obj = _open_file(self.path.encode(), None)
         if not obj or _get_error(C.c_void_p(obj)):
             err = C.get_errno()
             raise BpfError(err, f"cannot open BPF object {self.path}: {os.strerror(err)}")
         self._obj: int | None = obj
+        self.adopted: list[str] = []
         try:
+            maps = self._maps()
+            if rodata is not None:
+                self._set_rodata(maps, rodata)
+            if pin_dir is not None:
+                self._prepare_pins(maps, Path(pin_dir), pin_maps)
             _check(_load(obj), f"loading {self.path} into the kernel")
         except BaseException:
             self.close()
             raise
+
+    def _maps(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        current = _next_map(self._handle(), None)
+        while current:
+            out[_map_name(current).decode()] = current
+            current = _next_map(self._handle(), current)
+        return out
+
+    def _set_rodata(self, maps: Mapping[str, int], rodata: bytes) -> None:
+        names = [name for name in maps if name.endswith(".rodata")]
+        if len(names) != 1:
+            raise ValueError(f"{self.path} has no single .rodata map (found {names})")
+        ptr = maps[names[0]]
+        if _map_value_size(ptr) != len(rodata):
+            raise ValueError(
+                f".rodata of {self.path} is {_map_value_size(ptr)} bytes, not {len(rodata)}"
+            )
+        data = _buf(rodata)
+        _check(_map_set_initial_value(ptr, data, len(rodata)), "bpf_map__set_initial_value")
+
+    def _prepare_pins(self, maps: Mapping[str, int], pin_dir: Path, names: tuple[str, ...]) -> None:
+        for name in names:
+            if name not in maps:
+                raise KeyError(f"no map {name!r} in {self.path}")
+            ptr = maps[name]
+            pin = pin_dir / name
+            if pin.exists():
+                expected = MapLayout(
+                    _map_type(ptr),
+                    _map_key_size(ptr),
+                    _map_value_size(ptr),
+                    _map_max_entries(ptr),
+                    _map_flags(ptr),
+                )
+                fd = obj_get(pin)
+                try:
+                    found = map_layout(fd)
+                finally:
+                    os.close(fd)
+                diff = found.differences(expected)
+                if diff:
+                    raise PinnedMapMismatch(
+                        22,
+                        f"pinned map {pin} does not match this program: {', '.join(diff)}; "
+                        f"remove {pin_dir} to start fresh (its rules and counters are lost)",
+                    )
+                self.adopted.append(name)
+            _check(_map_set_pin_path(ptr, str(pin).encode()), f"pin path of {name}")
 
     def __enter__(self) -> BpfObject:
         return self
@@ -115,24 +353,3 @@ class BpfObject:
         if self._obj is not None:
             _close(self._obj)
             self._obj = None
-
-
-def percpu_lookup(map_fd: int, key: bytes, value_size: int) -> list[bytes]:
-    """Read one key of a per-CPU map: one value per possible CPU, each padded to 8 bytes."""
-    stride = (value_size + 7) & ~7
-    ncpu = possible_cpus()
-    out = C.create_string_buffer(stride * ncpu)
-    _check(_map_lookup(map_fd, C.create_string_buffer(key, len(key)), out), "per-CPU map lookup")
-    return [out.raw[i * stride : i * stride + value_size] for i in range(ncpu)]
-
-
-def prog_test_run(program_fd: int, packet: bytes, repeat: int = 1) -> tuple[int, int]:
-    """Run an XDP program on `packet` with BPF_PROG_TEST_RUN: (verdict, mean ns per run)."""
-    data = C.create_string_buffer(packet, len(packet))
-    opts = _TestRunOpts()
-    opts.sz = C.sizeof(opts)
-    opts.data_in = C.cast(data, C.c_void_p)
-    opts.data_size_in = len(packet)
-    opts.repeat = repeat
-    _check(_test_run(program_fd, C.byref(opts)), "BPF_PROG_TEST_RUN")
-    return int(opts.retval), int(opts.duration)
