@@ -1,0 +1,104 @@
+"""The architecture contract the deployment files must honour, in one place.
+
+Mirrors the "Services" and "Configuration" sections of the team's ARCHITECTURE.md (names, ports,
+environment variables). `config/marchproxy/services.json` is checked against it too, so a change
+of port or name has to be made in the contract, the registry and every manifest together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServiceContract:
+    """One deployable: its Kubernetes names, ports and the variables it reads."""
+
+    name: str  # Kubernetes Service (and workload) name
+    image: str  # image repository in the base manifests and the docker_image target
+    container_ports: dict[str, int]  # container port name -> number
+    service_ports: dict[str, int]  # Service port name -> port
+    kind: str = "Deployment"
+    env: frozenset[str] = field(default_factory=frozenset)  # variables it may be given
+    secret_env: frozenset[str] = field(default_factory=frozenset)  # those from Secrets only
+    code: str = ""  # source folder (where its Dockerfile sits)
+
+
+SHARED_ENV = frozenset({"APP_ENV", "LOG_LEVEL", "LOG_FORMAT"})
+
+SERVICES: dict[str, ServiceContract] = {
+    "webui": ServiceContract(
+        name="webui",
+        image="myapp-webui",
+        container_ports={"http": 3000},
+        service_ports={"http": 80},
+        env=frozenset({"API_URL"}),
+        code="src/js/webui",
+    ),
+    "flask-backend": ServiceContract(
+        name="flask-backend",
+        image="myapp-api",
+        container_ports={"http": 5000},
+        service_ports={"http": 5000},
+        env=SHARED_ENV
+        | {
+            "DATABASE_URL",
+            "DB_TYPE",
+            "DB_HOST",
+            "DB_PORT",
+            "DB_NAME",
+            "DB_USER",
+            "DB_PASSWORD",
+            "DATA_DIR",
+            "JWT_SECRET",
+            "ADMIN_PASSWORD",
+            "REDIS_URL",
+            "FASTPATH_ADDR",
+        },
+        secret_env=frozenset({"JWT_SECRET", "DB_PASSWORD", "ADMIN_PASSWORD"}),
+        code="src/python/myapp/api",
+    ),
+    "fastpath": ServiceContract(
+        name="fastpath",
+        image="myapp-fastpath",
+        kind="DaemonSet",
+        container_ports={"grpc": 50051, "http": 8080},
+        service_ports={"grpc": 50051, "http": 8080},
+        env=SHARED_ENV | {"FASTPATH_INTERFACES", "FASTPATH_MODE", "FASTPATH_BPFFS"},
+        code="src/python/myapp/fastpath",
+    ),
+    "connector": ServiceContract(
+        name="connector",
+        image="myapp-connector",
+        container_ports={"http": 5050},
+        service_ports={"http": 5050},
+        env=SHARED_ENV
+        | {
+            "CONNECTOR_WEBHOOK_URLS",
+            "CONNECTOR_WEBHOOK_SECRET",
+            "CONNECTOR_INGEST_TOKEN",
+            "CONNECTOR_MAX_ATTEMPTS",
+            "CONNECTOR_RETRY_BASE_SECONDS",
+            "CONNECTOR_TIMEOUT_SECONDS",
+        },
+        secret_env=frozenset({"CONNECTOR_WEBHOOK_SECRET", "CONNECTOR_INGEST_TOKEN"}),
+        code="src/python/myapp/connector",
+    ),
+    "postgres": ServiceContract(
+        name="postgres",
+        image="docker.io/library/postgres",
+        kind="StatefulSet",
+        container_ports={"postgres": 5432},
+        service_ports={"postgres": 5432},
+        env=frozenset({"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD", "PGDATA"}),
+        secret_env=frozenset({"POSTGRES_PASSWORD"}),
+    ),
+}
+
+NAMESPACE = "myapp"
+# The only Secret the manifests reference; created by `make k8s-secrets` (never committed).
+SECRET_NAME = "myapp-secrets"
+# Services that scale horizontally with an HPA (beta/prod; alpha scales by hand).
+AUTOSCALED = ("flask-backend", "webui")
+# Capabilities the fast-path agent may add (fastpath.yaml says why each is needed).
+FASTPATH_CAPABILITIES = frozenset({"BPF", "PERFMON", "NET_ADMIN", "NET_RAW"})
