@@ -1,17 +1,167 @@
-"""Flask application factory for the API service."""
+"""Flask application factory for the API service.
+
+`create_app()` reads the configuration (unless given one), prepares the database (schema and
+first admin) unless told the caller did it already (the gunicorn master does, before forking),
+and wires blueprints, error handlers, request ids, access logs and metrics.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
-from flask.typing import ResponseReturnValue
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+from myapp.api import probes
+from myapp.api.audit.views import bp as audit_bp
+from myapp.api.auth.views import bp as auth_bp
+from myapp.api.cli import register_cli
+from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
+from myapp.api.db import dispose, integrity_errors, migrate_schema, open_db, utcnow
+from myapp.api.errors import error_response, register_error_handlers
+from myapp.api.fastpath.views import bp as fastpath_bp
+from myapp.api.metrics import DB_ERRORS, LATENCY, REQUESTS
+from myapp.api.rules.views import bp as rules_bp
+from myapp.api.security import TokenService, hash_password
+from myapp.api.state import AppState
+from myapp.api.throttle import build_throttle
+from myapp.api.users.views import bp as users_bp
+from myapp.common.logs import configure_logging, set_request_id_provider
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("myapp.api.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def create_app() -> Flask:
+def prepare_database(config: Config) -> None:
+    """Create/alter the schema and make sure an admin exists (safe to run in many processes)."""
+    migrate_schema(config)
+    db = open_db(config, pool_size=0)
+    try:
+        table = db.app_user
+        if not db(table.role == "admin").isempty():
+            return
+        if config.admin_password is None:
+            raise ConfigError(
+                "ADMIN_PASSWORD is required when APP_ENV=production and no admin exists yet"
+            )
+        now = utcnow()
+        try:
+            table.insert(
+                email=config.admin_email,
+                full_name="Administrator",
+                role="admin",
+                active=True,
+                password_hash=hash_password(config.admin_password, config.bcrypt_rounds),
+                token_version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            db.commit()
+        except integrity_errors(db):  # another process seeded it first
+            db.rollback()
+            return
+        if config.admin_password == DEV_ADMIN_PASSWORD:
+            log.warning(
+                "development admin created: %s / %s (documented dev default)",
+                config.admin_email,
+                DEV_ADMIN_PASSWORD,
+            )
+        else:
+            log.info("first admin created: %s", config.admin_email)
+    finally:
+        dispose(db)
+
+
+def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
     """Build the API application; nothing is read or connected at import time."""
+    config = config or Config.from_env()
+    if not config.testing:
+        configure_logging(json_lines=config.log_format == "json", level=config.log_level)
+    set_request_id_provider(lambda: g.get("request_id") if has_request_context() else None)
+    if prepare:
+        prepare_database(config)
+
     app = Flask(__name__)
+    app.config["TESTING"] = config.testing
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    db = open_db(config)
+    app.extensions["myapp"] = AppState(
+        config=config,
+        db=db,
+        tokens=_token_service(config),
+        throttle=build_throttle(
+            config.redis_url,
+            config.redis_prefix,
+            config.login_max_failures_account,
+            config.login_max_failures_ip,
+            config.login_window_seconds,
+        ),
+        dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
+    )
 
-    @app.get("/healthz")
-    def healthz() -> ResponseReturnValue:
-        return jsonify(status="ok")
+    register_error_handlers(app)
+    db_error = db._adapter.driver.Error
 
+    @app.errorhandler(db_error)
+    def _database_error(exc: Exception) -> Response:
+        DB_ERRORS.inc()
+        log.error("database error: %s: %s", type(exc).__name__, exc)
+        return error_response(503, "database_error", "The database is unavailable; retry later")
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/api/v1/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(elapsed)
+        access_log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed * 1000,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "remote_addr": request.remote_addr,
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def _release(_exc: BaseException | None) -> None:
+        # Handlers commit what they mean to keep; anything else is rolled back, and the
+        # connection goes back to this process's pool.
+        try:
+            db._adapter.close("rollback")
+        except Exception:  # a broken connection is dropped, not pooled
+            DB_ERRORS.inc()
+            log.exception("releasing the database connection failed")
+
+    for blueprint in (auth_bp, users_bp, rules_bp, audit_bp, fastpath_bp, probes.bp):
+        app.register_blueprint(blueprint)
+    register_cli(app)
     return app
+
+
+def _token_service(config: Config) -> TokenService:
+    return TokenService(
+        config.jwt_secret, config.jwt_issuer, config.jwt_audience, config.access_token_ttl
+    )

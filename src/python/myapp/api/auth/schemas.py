@@ -1,0 +1,41 @@
+"""Auth request and response models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from myapp.api.schemas import RequestModel, ResponseModel
+from myapp.api.users.schemas import Password, UserOut
+
+
+class LoginIn(RequestModel):
+    email: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RefreshIn(RequestModel):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutIn(RequestModel):
+    refresh_token: str | None = Field(None, min_length=1, max_length=512)
+
+
+class PasswordChangeIn(RequestModel):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: Password
+
+
+class TokenOut(ResponseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    user: UserOut
+
+
+class MeOut(UserOut):
+    scopes: list[str]

@@ -1,0 +1,187 @@
+"""Sessions: login, refresh-token rotation with family revocation, logout, password change.
+
+A session is a refresh-token family. Every refresh spends the presented token and issues a child
+in the same family; presenting a spent token again (a stolen copy being replayed, or the victim
+after the thief) revokes the whole family, which also ends the access tokens bound to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from pydal.objects import Row
+
+from myapp.api.audit.service import client_ip, record
+from myapp.api.auth.schemas import TokenOut
+from myapp.api.db import utcnow
+from myapp.api.errors import ApiError, invalid_token
+from myapp.api.metrics import LOGINS
+from myapp.api.security import (
+    hash_password,
+    hash_refresh_token,
+    needs_rehash,
+    new_family_id,
+    new_refresh_token,
+    verify_password,
+)
+from myapp.api.state import db, state
+from myapp.api.users.service import normalize_email, to_out
+
+log = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = "E-mail or password is incorrect"
+
+
+def _issue(user: Row, family_id: str, parent_id: int | None = None) -> TokenOut:
+    st = state()
+    d = st.db
+    token, token_hash = new_refresh_token()
+    now = utcnow()
+    d.refresh_token.insert(
+        user_id=user.id,
+        token_hash=token_hash,
+        family_id=family_id,
+        parent_id=parent_id,
+        token_version=user.token_version,
+        revoked=False,
+        expires_at=now + timedelta(seconds=st.config.refresh_token_ttl),
+        created_at=now,
+    )
+    return TokenOut(
+        access_token=st.tokens.issue(user.id, user.role, user.token_version, family_id),
+        expires_in=st.tokens.ttl,
+        refresh_token=token,
+        refresh_expires_in=st.config.refresh_token_ttl,
+        user=to_out(user),
+    )
+
+
+def _too_many(retry_after: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_requests",
+        f"Too many failed logins; try again in {retry_after} s",
+        {"retry_after": retry_after},
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def login(email: str, password: str) -> TokenOut:
+    st = state()
+    d = st.db
+    email = normalize_email(email)
+    keys = [f"acct:{email}", f"ip:{client_ip() or '-'}"]
+    wait = st.throttle.retry_after(keys)
+    if wait:
+        LOGINS.labels("throttled").inc()
+        raise _too_many(wait)
+    user = d(d.app_user.email == email).select(limitby=(0, 1)).first()
+    # Unknown e-mail: verify against a dummy hash so timing and answer match a wrong password.
+    ok = verify_password(password, user.password_hash if user else st.dummy_hash)
+    if not user or not ok or not user.active:
+        st.throttle.failure(keys)
+        outcome = "inactive" if user and ok else "failure"
+        LOGINS.labels(outcome).inc()
+        record(
+            "auth.login_failed",
+            "user",
+            user.id if user else None,
+            {"email": email, "reason": outcome},
+            actor_id=user.id if user else None,
+            actor_email=email,
+        )
+        d.commit()
+        raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
+    st.throttle.success(keys[0])
+    if needs_rehash(user.password_hash, st.config.bcrypt_rounds):
+        new_hash = hash_password(password, st.config.bcrypt_rounds)
+        d(d.app_user.id == user.id).update(password_hash=new_hash)
+    result = _issue(user, new_family_id())
+    record("auth.login", "user", user.id, actor_id=user.id, actor_email=user.email)
+    d.commit()
+    LOGINS.labels("success").inc()
+    return result
+
+
+def refresh(token: str) -> TokenOut:
+    d = db()
+    rt = d.refresh_token
+    row = d(rt.token_hash == hash_refresh_token(token)).select(limitby=(0, 1)).first()
+    if row is None:
+        raise invalid_token("Unknown refresh token")
+    if row.revoked:
+        raise invalid_token("Refresh token revoked; log in again")
+    now = utcnow()
+    # Spend it atomically: of two concurrent refreshes with one token, one wins, the other is
+    # a reuse.
+    unspent = (rt.used_at == None) & (rt.revoked == False)  # noqa: E711,E712 - PyDAL SQL
+    spent = d((rt.id == row.id) & unspent).update(used_at=now)
+    if not spent:
+        d(rt.family_id == row.family_id).update(revoked=True)
+        record(
+            "auth.refresh_reuse",
+            "session",
+            row.family_id,
+            {"user_id": row.user_id},
+            actor_id=row.user_id,
+        )
+        d.commit()
+        log.warning("refresh token reuse: session %s revoked", row.family_id)
+        raise invalid_token("Refresh token already used; the session has been revoked")
+    if row.expires_at <= now:
+        d.rollback()
+        raise invalid_token("Refresh token expired; log in again")
+    user = d.app_user(row.user_id)
+    if user is None or not user.active or user.token_version != row.token_version:
+        d(rt.family_id == row.family_id).update(revoked=True)
+        d.commit()
+        raise invalid_token("Session no longer valid; log in again")
+    result = _issue(user, row.family_id, row.id)
+    d.commit()
+    return result
+
+
+def logout(user_id: int, session_id: str, token: str | None) -> None:
+    d = db()
+    rt = d.refresh_token
+    d((rt.family_id == session_id) & (rt.user_id == user_id)).update(revoked=True)
+    if token:
+        family = (
+            d((rt.token_hash == hash_refresh_token(token)) & (rt.user_id == user_id))
+            .select(rt.family_id, limitby=(0, 1))
+            .first()
+        )
+        if family is not None:
+            d(rt.family_id == family.family_id).update(revoked=True)
+    record("auth.logout", "session", session_id)
+    d.commit()
+
+
+def change_password(user: Row, current: str, new: str) -> TokenOut:
+    st = state()
+    d = st.db
+    if not verify_password(current, user.password_hash):
+        raise ApiError(
+            422,
+            "validation_error",
+            "Current password is incorrect",
+            {"fields": {"current_password": "Current password is incorrect"}},
+        )
+    if current == new:
+        raise ApiError(
+            422,
+            "validation_error",
+            "The new password must differ from the current one",
+            {"fields": {"new_password": "Must differ from the current password"}},
+        )
+    d(d.app_user.id == user.id).update(
+        password_hash=hash_password(new, st.config.bcrypt_rounds),
+        token_version=user.token_version + 1,
+        updated_at=utcnow(),
+    )
+    d(d.refresh_token.user_id == user.id).update(revoked=True)
+    record("auth.password_change", "user", user.id)
+    result = _issue(d.app_user(user.id), new_family_id())
+    d.commit()
+    return result

@@ -1,0 +1,84 @@
+"""/api/v1/auth: login, refresh, logout, me, password."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from myapp.api.auth import service
+from myapp.api.auth.principal import current_principal
+from myapp.api.auth.schemas import LoginIn, LogoutIn, MeOut, PasswordChangeIn, RefreshIn, TokenOut
+from myapp.api.routing import AUTHENTICATED, PUBLIC, api_route
+from myapp.api.users.service import to_out
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+@api_route(
+    bp,
+    "POST",
+    "/login",
+    scope=PUBLIC,
+    body=LoginIn,
+    response=TokenOut,
+    errors=(401, 422, 429),
+    summary="Log in with e-mail and password",
+)
+def login(body: LoginIn) -> TokenOut:
+    return service.login(body.email, body.password)
+
+
+@api_route(
+    bp,
+    "POST",
+    "/refresh",
+    scope=PUBLIC,
+    body=RefreshIn,
+    response=TokenOut,
+    errors=(401, 422),
+    summary="Rotate a refresh token into a new token pair",
+)
+def refresh(body: RefreshIn) -> TokenOut:
+    return service.refresh(body.refresh_token)
+
+
+@api_route(
+    bp,
+    "POST",
+    "/logout",
+    scope=AUTHENTICATED,
+    body=LogoutIn,
+    body_optional=True,
+    status=204,
+    summary="End this session (and the refresh token's session, if given)",
+)
+def logout(body: LogoutIn | None) -> None:
+    principal = current_principal()
+    service.logout(principal.user_id, principal.session_id, body.refresh_token if body else None)
+
+
+@api_route(
+    bp,
+    "GET",
+    "/me",
+    scope=AUTHENTICATED,
+    response=MeOut,
+    summary="The calling user and the scopes of the token",
+)
+def me() -> MeOut:
+    principal = current_principal()
+    return MeOut(**to_out(principal.user).model_dump(), scopes=list(principal.scopes))
+
+
+@api_route(
+    bp,
+    "POST",
+    "/password",
+    scope=AUTHENTICATED,
+    body=PasswordChangeIn,
+    response=TokenOut,
+    errors=(422,),
+    summary="Change the caller's password; other sessions end",
+)
+def change_password(body: PasswordChangeIn) -> TokenOut:
+    principal = current_principal()
+    return service.change_password(principal.user, body.current_password, body.new_password)

@@ -1,0 +1,199 @@
+"""Every setting of the API service, read from the environment in this one place.
+
+Variables (see /work/shared/ARCHITECTURE.md):
+
+- ``APP_ENV``: ``development`` (default) or ``production``. Production refuses default secrets.
+- ``DATABASE_URL``: ``sqlite:///path``, ``postgres://u:p@h:5432/db``, ``mysql://u:p@h:3306/db``;
+  or ``DB_TYPE`` (postgres|mysql|mariadb|sqlite) with ``DB_HOST``, ``DB_PORT``, ``DB_NAME``,
+  ``DB_USER``, ``DB_PASSWORD``. Default: SQLite file ``$DATA_DIR/myapp.db``.
+- ``DATA_DIR``: directory for the SQLite file and PyDAL's migration metadata (default ``./data``).
+- ``DB_POOL_SIZE``: connections kept per process (default 4; ignored for SQLite).
+- ``JWT_SECRET``: HS256 key, >= 32 characters (required in production).
+- ``JWT_ISSUER`` / ``JWT_AUDIENCE``: token ``iss``/``aud`` (default ``myapp-api`` / ``myapp``).
+- ``ACCESS_TOKEN_TTL`` (s, default 900), ``REFRESH_TOKEN_TTL`` (s, default 1209600 = 14 days).
+- ``BCRYPT_ROUNDS``: bcrypt cost, 4..16 (default 12; production requires >= 12).
+- ``ADMIN_EMAIL`` (default admin@example.com) / ``ADMIN_PASSWORD``: the first admin, created when
+  no admin exists. Development default password: ``admin123456!`` (printed at start-up).
+- ``REDIS_URL``: login throttling shared by replicas (in-memory per process when unset).
+- ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
+  ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
+- ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional).
+- ``LOG_FORMAT``: ``json`` or ``text`` (default: json in production, text otherwise);
+  ``LOG_LEVEL`` (default INFO).
+- ``PROMETHEUS_MULTIPROC_DIR``: set by the production server so /metrics aggregates workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from myapp.common.env import ConfigError, env_int, env_str
+
+DEV_ADMIN_EMAIL = "admin@example.com"
+DEV_ADMIN_PASSWORD = "admin123456!"  # noqa: S105 - the documented development default
+DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production"  # noqa: S105
+
+__all__ = ["Config", "ConfigError", "DEV_ADMIN_EMAIL", "DEV_ADMIN_PASSWORD"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings; build with `Config.from_env()` or directly in tests."""
+
+    app_env: str = "development"
+    database_url: str = ""
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    db_pool_size: int = 4
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_issuer: str = "myapp-api"
+    jwt_audience: str = "myapp"
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 14 * 24 * 3600
+    bcrypt_rounds: int = 12
+    admin_email: str = DEV_ADMIN_EMAIL
+    admin_password: str | None = DEV_ADMIN_PASSWORD
+    redis_url: str | None = None
+    redis_prefix: str = "myapp:"
+    login_max_failures_account: int = 5
+    login_max_failures_ip: int = 20
+    login_window_seconds: int = 300
+    fastpath_addr: str | None = None
+    log_format: str = "text"
+    log_level: str = "INFO"
+    testing: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def db_uri(self) -> str:
+        """The PyDAL URI for `database_url` (SQLite under `data_dir` when unset)."""
+        return pydal_uri(self.database_url or f"sqlite:///{self.data_dir / 'myapp.db'}")
+
+    @property
+    def db_kind(self) -> str:
+        """``sqlite``, ``postgres`` or ``mysql``."""
+        return self.db_uri.split(":", 1)[0]
+
+    def with_overrides(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Read and validate every variable; raises ConfigError naming the offending one."""
+        env = os.environ if env is None else env
+        app_env = (env_str(env, "APP_ENV", "development") or "development").lower()
+        if app_env not in ("development", "production"):
+            raise ConfigError(f"APP_ENV must be 'development' or 'production', got {app_env!r}")
+        production = app_env == "production"
+
+        data_dir = Path(env_str(env, "DATA_DIR", "data") or "data")
+        database_url = env_str(env, "DATABASE_URL") or _url_from_parts(env) or ""
+        if database_url:
+            pydal_uri(database_url)  # validates the scheme, naming DATABASE_URL/DB_TYPE
+
+        jwt_secret = env_str(env, "JWT_SECRET")
+        if jwt_secret is None:
+            if production:
+                raise ConfigError("JWT_SECRET is required when APP_ENV=production (>= 32 chars)")
+            jwt_secret = DEV_JWT_SECRET
+        elif len(jwt_secret) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters long")
+        if production and jwt_secret == DEV_JWT_SECRET:
+            raise ConfigError("JWT_SECRET must not be the development default in production")
+
+        bcrypt_rounds = env_int(env, "BCRYPT_ROUNDS", 12, minimum=4, maximum=16)
+        if production and bcrypt_rounds < 12:
+            raise ConfigError("BCRYPT_ROUNDS must be >= 12 when APP_ENV=production")
+
+        admin_password = env_str(env, "ADMIN_PASSWORD")
+        if admin_password is None and not production:
+            admin_password = DEV_ADMIN_PASSWORD
+        if admin_password is not None:
+            if production and admin_password == DEV_ADMIN_PASSWORD:
+                raise ConfigError("ADMIN_PASSWORD must not be the development default")
+            if not 12 <= len(admin_password) <= 128:
+                raise ConfigError("ADMIN_PASSWORD must be 12..128 characters long")
+
+        log_format = (env_str(env, "LOG_FORMAT") or ("json" if production else "text")).lower()
+        if log_format not in ("json", "text"):
+            raise ConfigError(f"LOG_FORMAT must be 'json' or 'text', got {log_format!r}")
+
+        fastpath_addr = env_str(env, "FASTPATH_ADDR")
+        if fastpath_addr is not None and ":" not in fastpath_addr:
+            raise ConfigError(f"FASTPATH_ADDR must be host:port, got {fastpath_addr!r}")
+
+        return cls(
+            app_env=app_env,
+            database_url=database_url,
+            data_dir=data_dir,
+            db_pool_size=env_int(env, "DB_POOL_SIZE", 4, minimum=1, maximum=100),
+            jwt_secret=jwt_secret,
+            jwt_issuer=env_str(env, "JWT_ISSUER", "myapp-api") or "myapp-api",
+            jwt_audience=env_str(env, "JWT_AUDIENCE", "myapp") or "myapp",
+            access_token_ttl=env_int(env, "ACCESS_TOKEN_TTL", 900, minimum=30, maximum=86400),
+            refresh_token_ttl=env_int(
+                env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600, minimum=60, maximum=90 * 24 * 3600
+            ),
+            bcrypt_rounds=bcrypt_rounds,
+            admin_email=(env_str(env, "ADMIN_EMAIL", DEV_ADMIN_EMAIL) or DEV_ADMIN_EMAIL).lower(),
+            admin_password=admin_password,
+            redis_url=env_str(env, "REDIS_URL"),
+            redis_prefix=env_str(env, "REDIS_PREFIX", "myapp:") or "myapp:",
+            login_max_failures_account=env_int(env, "LOGIN_MAX_FAILURES_ACCOUNT", 5, minimum=1),
+            login_max_failures_ip=env_int(env, "LOGIN_MAX_FAILURES_IP", 20, minimum=1),
+            login_window_seconds=env_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
+            fastpath_addr=fastpath_addr,
+            log_format=log_format,
+            log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
+        )
+
+
+def _url_from_parts(env: Mapping[str, str]) -> str | None:
+    db_type = env_str(env, "DB_TYPE")
+    if db_type is None:
+        return None
+    db_type = db_type.lower()
+    if db_type == "sqlite":
+        file_name = env_str(env, "DB_NAME", "myapp.db") or "myapp.db"
+        if "/" not in file_name:
+            file_name = str(Path(env_str(env, "DATA_DIR", "data") or "data") / file_name)
+        return f"sqlite:///{file_name}"
+    defaults = {"postgres": 5432, "postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+    if db_type not in defaults:
+        raise ConfigError(f"DB_TYPE must be postgres, mysql, mariadb or sqlite, got {db_type!r}")
+    host = env_str(env, "DB_HOST")
+    if host is None:
+        raise ConfigError(f"DB_HOST is required when DB_TYPE={db_type}")
+    port = env_int(env, "DB_PORT", defaults[db_type], minimum=1, maximum=65535)
+    name = env_str(env, "DB_NAME", "myapp") or "myapp"
+    user = env_str(env, "DB_USER", "myapp") or "myapp"
+    password = env_str(env, "DB_PASSWORD")
+    scheme = "postgres" if db_type.startswith("postgres") else "mysql"
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"{scheme}://{auth}@{host}:{port}/{name}"
+
+
+def pydal_uri(url: str) -> str:
+    """Translate a 12-factor database URL into the URI PyDAL expects (driver chosen here)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    if scheme == "sqlite":
+        # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path.
+        path = rest[1:] if rest.startswith("/") else rest
+        if not path or path == ":memory:":
+            raise ConfigError("DATABASE_URL: SQLite needs a file path, e.g. sqlite:///data/app.db")
+        return f"sqlite://{Path(path).resolve()}"
+    if scheme in ("postgres", "postgresql", "postgres+psycopg2", "postgresql+psycopg2"):
+        return f"postgres:psycopg2://{rest}"
+    if scheme in ("mysql", "mariadb", "mysql+pymysql"):
+        return f"mysql:pymysql://{rest}?set_encoding=utf8mb4"
+    raise ConfigError(
+        f"DATABASE_URL must start with sqlite://, postgres:// or mysql://, got {scheme or url!r}"
+    )

@@ -1,0 +1,38 @@
+"""Prometheus metrics. Under gunicorn, PROMETHEUS_MULTIPROC_DIR makes /metrics add up workers."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+REQUESTS = Counter(
+    "myapp_api_requests_total",
+    "HTTP requests by route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "myapp_api_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DB_ERRORS = Counter("myapp_api_db_errors_total", "Database errors seen while serving requests")
+LOGINS = Counter("myapp_api_logins_total", "Login attempts by outcome", ["outcome"])
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: every worker's samples when running multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,177 @@
+"""The route table: one decorator declares method, path, scope and schemas of every endpoint.
+
+`api_route` validates the input with the pydantic models, authenticates the bearer token and
+checks the scope before the handler runs, and serialises the response model. The same `ROUTES`
+list feeds the OpenAPI document (`openapi.py`) and the authorization-matrix test, so a route
+cannot exist without a documented scope.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from myapp.api.auth.principal import authenticate
+from myapp.api.errors import (
+    ApiError,
+    bad_request,
+    fields_from_pydantic,
+    forbidden,
+    validation_error,
+)
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str  # Flask rule, e.g. /api/v1/users/<int:user_id>
+    scope: str  # PUBLIC, AUTHENTICATED or a scope name such as "users:write"
+    endpoint: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    body_optional: bool
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    headers: tuple[str, ...]
+
+    @property
+    def openapi_path(self) -> str:
+        out = self.path
+        while "<" in out:
+            start = out.index("<")
+            end = out.index(">", start)
+            name = out[start + 1 : end].split(":")[-1]
+            out = out[:start] + "{" + name + "}" + out[end + 1 :]
+        return out
+
+
+ROUTES: list[RouteSpec] = []
+
+
+def api_route(
+    bp: Blueprint,
+    method: str,
+    path: str,
+    *,
+    scope: str,
+    summary: str,
+    body: type[BaseModel] | None = None,
+    body_optional: bool = False,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    headers: tuple[str, ...] = (),
+) -> Callable[[F], F]:
+    """Register a JSON endpoint on `bp` (whose url_prefix is part of the path)."""
+
+    def decorator(handler: F) -> F:
+        full_path = (bp.url_prefix or "") + path
+        spec = RouteSpec(
+            method=method.upper(),
+            path=full_path,
+            scope=scope,
+            endpoint=f"{bp.name}.{handler.__name__}",
+            summary=summary,
+            tag=bp.name,
+            body=body,
+            body_optional=body_optional,
+            query=query,
+            response=response,
+            status=status,
+            errors=errors,
+            headers=headers,
+        )
+        ROUTES.append(spec)
+
+        @functools.wraps(handler)
+        def view(**path_args: Any) -> Response:
+            g.route_spec = spec
+            if scope != PUBLIC:
+                principal = authenticate()
+                if scope != AUTHENTICATED and scope not in principal.scopes:
+                    raise forbidden(scope)
+            kwargs: dict[str, Any] = dict(path_args)
+            if query is not None:
+                kwargs["query"] = _parse_query(query)
+            if body is not None:
+                kwargs["body"] = _parse_body(body, body_optional)
+            result = handler(**kwargs)
+            return _to_response(result, status)
+
+        bp.add_url_rule(path, endpoint=handler.__name__, view_func=view, methods=[method.upper()])
+        return handler
+
+    return decorator
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
+    raw: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            raise validation_error({key: "Give this parameter once"})
+        raw[key] = values[0]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(fields_from_pydantic(exc), "Invalid query parameters") from None
+
+
+def _parse_body(model: type[BaseModel], optional: bool) -> BaseModel | None:
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if optional:
+            return None
+        raise bad_request("Request body is required: send a JSON object")
+    mimetype = request.mimetype or ""
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError(
+            415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)"
+        )
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"Malformed JSON body: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise bad_request("Request body must be a JSON object")
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        raise validation_error(fields_from_pydantic(exc)) from None
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it needs a status or headers other than the route's default."""
+
+    body: BaseModel | None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _to_response(result: Any, default_status: int) -> Response:
+    reply = result if isinstance(result, Reply) else Reply(result)
+    status = reply.status or default_status
+    if reply.body is None:
+        response = Response(status=204 if status == 200 else status)
+    else:
+        response = jsonify(reply.body.model_dump(mode="json"))
+        response.status_code = status
+    for key, value in reply.headers.items():
+        response.headers[key] = value
+    return response

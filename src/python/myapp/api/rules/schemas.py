@@ -1,0 +1,103 @@
+"""Packet-filter rule models. Field checks here; cross-field checks in `rules.service.check`."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from myapp.api.schemas import ListQuery, RequestModel, ResponseModel, UtcDatetime
+
+Protocol = Literal["any", "tcp", "udp", "icmp", "icmpv6"]
+Action = Literal["drop", "pass", "rate_limit", "redirect"]
+SyncState = Literal["synced", "pending", "error", "disabled"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+def _canonical_cidr(value: str) -> str:
+    text = value.strip()
+    if "/" not in text:
+        raise ValueError(
+            "must be a CIDR with a prefix length, e.g. 203.0.113.0/24 or 2001:db8::/32"
+        )
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 CIDR") from None
+    if ipaddress.ip_interface(text).ip != network.network_address:
+        raise ValueError(f"host bits set in {text!r}; did you mean {network}?")
+    return str(network)
+
+
+Cidr = Annotated[str, StringConstraints(max_length=64), AfterValidator(_canonical_cidr)]
+
+
+class RuleFields(RequestModel):
+    name: Name
+    source_cidr: Cidr
+    protocol: Protocol = "any"
+    dst_port_min: Port | None = None
+    dst_port_max: Port | None = None
+    action: Action
+    rate_limit_pps: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    sample_rate: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    enabled: bool = True
+    priority: Annotated[int, Field(ge=0, le=65535)] = 100
+
+
+class RuleCreate(RuleFields):
+    pass
+
+
+class RulePut(RuleFields):
+    revision: Annotated[int, Field(ge=1)] | None = None
+
+
+class RulePatch(RequestModel):
+    name: Name | None = None
+    source_cidr: Cidr | None = None
+    protocol: Protocol | None = None
+    dst_port_min: Port | None = None
+    dst_port_max: Port | None = None
+    action: Action | None = None
+    rate_limit_pps: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    sample_rate: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    enabled: bool | None = None
+    priority: Annotated[int, Field(ge=0, le=65535)] | None = None
+    revision: Annotated[int, Field(ge=1)] | None = None
+
+
+class RuleOut(ResponseModel):
+    id: int
+    name: str
+    source_cidr: str
+    protocol: Protocol
+    dst_port_min: int | None
+    dst_port_max: int | None
+    action: Action
+    rate_limit_pps: int | None
+    sample_rate: int | None
+    enabled: bool
+    priority: int
+    revision: int
+    created_by: str
+    updated_by: str
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    sync_state: SyncState
+    sync_error: str | None
+
+
+class RuleList(ResponseModel):
+    items: list[RuleOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class RuleQuery(ListQuery):
+    action: Action | None = Field(None, description="only rules with this action")
+    protocol: Protocol | None = Field(None, description="only rules for this protocol")
+    enabled: bool | None = Field(None, description="only enabled (true) or disabled (false) rules")

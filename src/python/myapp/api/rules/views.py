@@ -1,0 +1,149 @@
+"""/api/v1/rules: packet-filter rules (rules:read for viewers, rules:write for maintainers)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from myapp.api.auth.principal import current_principal
+from myapp.api.errors import validation_error
+from myapp.api.routing import Reply, api_route
+from myapp.api.rules import service
+from myapp.api.rules.schemas import RuleCreate, RuleList, RuleOut, RulePatch, RulePut, RuleQuery
+from myapp.api.state import db
+from myapp.api.users.service import check_sort
+
+bp = Blueprint("rules", __name__, url_prefix="/api/v1/rules")
+
+
+@api_route(
+    bp,
+    "GET",
+    "",
+    scope="rules:read",
+    query=RuleQuery,
+    response=RuleList,
+    summary="List rules (search in name and CIDR, filter, sort, paginate)",
+)
+def list_rules(query: RuleQuery) -> RuleList:
+    d = db()
+    table = d.fw_rule
+    condition = table.id > 0
+    if query.q:
+        condition &= table.name.contains(
+            query.q, case_sensitive=False
+        ) | table.source_cidr.contains(query.q, case_sensitive=False)
+    for name in ("action", "protocol", "enabled"):
+        value = getattr(query, name)
+        if value is not None:
+            condition &= table[name] == value
+    field, descending = check_sort(query.sort, service.SORTABLE)
+    order = ~table[field] if descending else table[field]
+    if field != "id":
+        order = order | table.id
+    total = d(condition).count()
+    start = (query.page - 1) * query.per_page
+    rows = d(condition).select(orderby=order, limitby=(start, start + query.per_page))
+    return RuleList(
+        items=[service.to_out(row) for row in rows],
+        total=total,
+        page=query.page,
+        per_page=query.per_page,
+    )
+
+
+@api_route(
+    bp,
+    "POST",
+    "",
+    scope="rules:write",
+    body=RuleCreate,
+    response=RuleOut,
+    status=201,
+    errors=(409,),
+    summary="Create a rule",
+)
+def create_rule(body: RuleCreate) -> Reply:
+    row = service.create_rule(body.model_dump(), current_principal().email)
+    db().commit()
+    return Reply(
+        service.to_out(row), 201, {"ETag": service.etag(row), "Location": f"/api/v1/rules/{row.id}"}
+    )
+
+
+@api_route(
+    bp,
+    "GET",
+    "/<int:rule_id>",
+    scope="rules:read",
+    response=RuleOut,
+    errors=(404,),
+    summary="Get a rule (ETag: its revision)",
+)
+def get_rule(rule_id: int) -> Reply:
+    row = service.get_rule(rule_id)
+    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+
+
+@api_route(
+    bp,
+    "PUT",
+    "/<int:rule_id>",
+    scope="rules:write",
+    body=RulePut,
+    response=RuleOut,
+    errors=(404, 409, 412, 428),
+    headers=("If-Match",),
+    summary="Replace a rule (If-Match or body revision required)",
+)
+def put_rule(rule_id: int, body: RulePut) -> Reply:
+    expected, source = service.expected_revision(request.headers.get("If-Match"), body.revision)
+    changes = body.model_dump(exclude={"revision"})
+    row = service.update_rule(
+        rule_id, changes, expected, source, current_principal().email, full=True
+    )
+    db().commit()
+    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+
+
+@api_route(
+    bp,
+    "PATCH",
+    "/<int:rule_id>",
+    scope="rules:write",
+    body=RulePatch,
+    response=RuleOut,
+    errors=(404, 409, 412, 428),
+    headers=("If-Match",),
+    summary="Change some fields of a rule (If-Match or body revision required)",
+)
+def patch_rule(rule_id: int, body: RulePatch) -> Reply:
+    expected, source = service.expected_revision(request.headers.get("If-Match"), body.revision)
+    changes = body.model_dump(exclude_unset=True, exclude={"revision"})
+    nulls = {k for k, v in changes.items() if v is None} - {
+        "dst_port_min",
+        "dst_port_max",
+        "rate_limit_pps",
+        "sample_rate",
+    }
+    if nulls:
+        raise validation_error({name: "Cannot be null" for name in sorted(nulls)})
+    row = service.update_rule(
+        rule_id, changes, expected, source, current_principal().email, full=False
+    )
+    db().commit()
+    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+
+
+@api_route(
+    bp,
+    "DELETE",
+    "/<int:rule_id>",
+    scope="rules:write",
+    status=204,
+    errors=(404, 412),
+    headers=("If-Match",),
+    summary="Delete a rule (If-Match optional)",
+)
+def delete_rule(rule_id: int) -> None:
+    service.delete_rule(rule_id, request.headers.get("If-Match"))
+    db().commit()

@@ -1,0 +1,124 @@
+"""/api/v1/users: user management (scope users:read / users:write, i.e. admins)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from myapp.api.routing import Reply, api_route
+from myapp.api.state import db
+from myapp.api.users import service
+from myapp.api.users.schemas import UserCreate, UserList, UserOut, UserPatch, UserPut, UserQuery
+
+bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
+
+
+@api_route(
+    bp,
+    "GET",
+    "",
+    scope="users:read",
+    query=UserQuery,
+    response=UserList,
+    summary="List users (search in e-mail and name, sort, paginate)",
+)
+def list_users(query: UserQuery) -> UserList:
+    d = db()
+    table = d.app_user
+    condition = table.id > 0
+    if query.q:
+        condition &= table.email.contains(query.q, case_sensitive=False) | table.full_name.contains(
+            query.q, case_sensitive=False
+        )
+    if query.role:
+        condition &= table.role == query.role
+    if query.active is not None:
+        condition &= table.active == query.active
+    field, descending = service.check_sort(query.sort, service.SORTABLE)
+    order = ~table[field] if descending else table[field]
+    if field != "id":
+        order = order | table.id
+    total = d(condition).count()
+    start = (query.page - 1) * query.per_page
+    rows = d(condition).select(orderby=order, limitby=(start, start + query.per_page))
+    return UserList(
+        items=[service.to_out(row) for row in rows],
+        total=total,
+        page=query.page,
+        per_page=query.per_page,
+    )
+
+
+@api_route(
+    bp,
+    "POST",
+    "",
+    scope="users:write",
+    body=UserCreate,
+    response=UserOut,
+    status=201,
+    errors=(409, 422),
+    summary="Create a user",
+)
+def create_user(body: UserCreate) -> Reply:
+    user = service.create_user(body.email, body.password, body.full_name, body.role, body.active)
+    db().commit()
+    return Reply(service.to_out(user), 201, {"Location": f"/api/v1/users/{user.id}"})
+
+
+@api_route(
+    bp,
+    "GET",
+    "/<int:user_id>",
+    scope="users:read",
+    response=UserOut,
+    errors=(404,),
+    summary="Get a user",
+)
+def get_user(user_id: int) -> UserOut:
+    return service.to_out(service.get_user(user_id))
+
+
+@api_route(
+    bp,
+    "PUT",
+    "/<int:user_id>",
+    scope="users:write",
+    body=UserPut,
+    response=UserOut,
+    errors=(404, 409, 422),
+    summary="Replace a user's e-mail, name, role and status",
+)
+def put_user(user_id: int, body: UserPut) -> UserOut:
+    user = service.update_user(service.get_user(user_id), body.model_dump())
+    db().commit()
+    return service.to_out(user)
+
+
+@api_route(
+    bp,
+    "PATCH",
+    "/<int:user_id>",
+    scope="users:write",
+    body=UserPatch,
+    response=UserOut,
+    errors=(404, 409, 422),
+    summary="Change some fields of a user (password included)",
+)
+def patch_user(user_id: int, body: UserPatch) -> UserOut:
+    user = service.update_user(service.get_user(user_id), body.model_dump(exclude_unset=True))
+    db().commit()
+    return service.to_out(user)
+
+
+@api_route(
+    bp,
+    "DELETE",
+    "/<int:user_id>",
+    scope="users:write",
+    errors=(404, 409),
+    status=204,
+    summary="Delete a user",
+)
+def delete_user(user_id: int) -> None:
+    service.delete_user(service.get_user(user_id))
+    db().commit()
