@@ -298,3 +298,44 @@ def pod_flows(objs: list[Obj]) -> set[tuple[str, str, int]]:
                     ) and _allowed(policies, "Ingress", pod_labels(dst), pod_labels(src), port):
                         flows.add((src["metadata"]["name"], dst["metadata"]["name"], port))
     return flows
+
+
+CHARTS = ("platform", "fastpath", "api", "connector", "webui")  # install order
+ENVIRONMENTS = ("alpha", "beta", "prod")
+
+
+def merge_values(dst: dict[str, Any], src: dict[str, Any]) -> dict[str, Any]:
+    """Helm's rule for `-f a.yaml -f b.yaml`: maps merge key by key, everything else replaces."""
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            merge_values(dst[key], value)
+        else:
+            dst[key] = value
+    return dst
+
+
+def env_values(chart: Path, env: str) -> dict[str, Any]:
+    return yaml.safe_load((chart / f"values-{env}.yaml").read_text()) or {}
+
+
+def helm_render(chart: Path, values: dict[str, Any], namespace: str = NAMESPACE) -> list[Obj]:
+    """`helm template` with the Helm engine of helm-python-sdk (no helm binary, no cluster)."""
+    import helm_python
+
+    rendered = helm_python.Chart.load(str(chart)).render(
+        values, name=chart.name, namespace=namespace, is_install=True
+    )
+    return [
+        obj
+        for path, text in sorted(rendered.items())
+        if path.endswith(".yaml")
+        for obj in load_all(text)
+    ]
+
+
+def helm_environment(env: str) -> list[Obj]:
+    """Every chart rendered for one environment, as `make k8s-render` installs them."""
+    root = repo_root() / "k8s" / "helm"
+    return [
+        obj for chart in CHARTS for obj in helm_render(root / chart, env_values(root / chart, env))
+    ]
