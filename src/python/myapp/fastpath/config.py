@@ -1,0 +1,115 @@
+"""Every setting of the fast-path agent, read from the environment in one place.
+
+FASTPATH_INTERFACES      comma-separated interfaces to attach to (required), e.g. "eth0,eth1"
+FASTPATH_MODE            native | generic | auto (default auto: native, else generic)
+FASTPATH_BPFFS           bpffs directory of the pinned maps (default /sys/fs/bpf/myapp-fastpath)
+FASTPATH_GRPC_PORT       gRPC control port (default 50051; 0 picks a free one)
+FASTPATH_HTTP_PORT       /healthz, /readyz, /metrics port (default 8080; 0 picks a free one)
+FASTPATH_BIND            address both servers listen on (default 0.0.0.0)
+FASTPATH_DEFAULT_POLICY  allow | deny, written at start (default: keep the pinned one, else allow)
+FASTPATH_DROP_MALFORMED  true | false: drop malformed packets, not pass them (default false)
+FASTPATH_XSK_QUEUES      comma-separated RX queues to open AF_XDP sockets on (default: none)
+FASTPATH_XSK_FRAMES      UMEM frames per socket (default 4096, a power of two)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from myapp.fastpath.shared import Policy
+
+MODES = ("native", "generic", "auto")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    interfaces: tuple[str, ...] = ()
+    mode: str = "auto"
+    bpffs: Path = Path("/sys/fs/bpf/myapp-fastpath")
+    grpc_port: int = 50051
+    http_port: int = 8080
+    # A container serves its pod network: every interface is the point.
+    bind: str = "0.0.0.0"  # noqa: S104
+    default_policy: Policy | None = None
+    drop_malformed: bool = False
+    xsk_queues: tuple[int, ...] = ()
+    xsk_frames: int = 4096
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        interfaces = tuple(
+            name.strip() for name in env.get("FASTPATH_INTERFACES", "").split(",") if name.strip()
+        )
+        if not interfaces:
+            raise ConfigError("FASTPATH_INTERFACES is required (comma-separated interface names)")
+        for name in interfaces:
+            if len(name) > 15 or "/" in name:
+                raise ConfigError(f"FASTPATH_INTERFACES: {name!r} is not an interface name")
+        mode = env.get("FASTPATH_MODE", "auto").strip().lower()
+        if mode not in MODES:
+            raise ConfigError(f"FASTPATH_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+        bpffs = Path(env.get("FASTPATH_BPFFS", str(cls.bpffs)))
+        if not bpffs.is_absolute():
+            raise ConfigError(f"FASTPATH_BPFFS must be an absolute path, got {str(bpffs)!r}")
+        policy_text = env.get("FASTPATH_DEFAULT_POLICY", "").strip().lower()
+        policy = None
+        if policy_text:
+            if policy_text not in ("allow", "deny"):
+                raise ConfigError(
+                    f"FASTPATH_DEFAULT_POLICY must be allow or deny, got {policy_text!r}"
+                )
+            policy = Policy.ALLOW if policy_text == "allow" else Policy.DENY
+        frames = _int(env, "FASTPATH_XSK_FRAMES", 4096, 64, 1 << 20)
+        if frames & (frames - 1):
+            raise ConfigError(f"FASTPATH_XSK_FRAMES must be a power of two, got {frames}")
+        queues_text = env.get("FASTPATH_XSK_QUEUES", "").strip()
+        try:
+            queues = tuple(sorted({int(q) for q in queues_text.split(",") if q.strip()}))
+        except ValueError:
+            raise ConfigError(
+                f"FASTPATH_XSK_QUEUES must be comma-separated queue numbers, got {queues_text!r}"
+            ) from None
+        if any(not 0 <= q < 64 for q in queues):
+            raise ConfigError(f"FASTPATH_XSK_QUEUES: queues must be 0..63, got {queues_text!r}")
+        return cls(
+            interfaces=interfaces,
+            mode=mode,
+            bpffs=bpffs,
+            grpc_port=_int(env, "FASTPATH_GRPC_PORT", 50051, 0, 65535),
+            http_port=_int(env, "FASTPATH_HTTP_PORT", 8080, 0, 65535),
+            bind=env.get("FASTPATH_BIND", cls.bind).strip(),
+            default_policy=policy,
+            drop_malformed=_bool(env, "FASTPATH_DROP_MALFORMED"),
+            xsk_queues=queues,
+            xsk_frames=frames,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {text!r}")
