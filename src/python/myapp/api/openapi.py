@@ -121,7 +121,7 @@ def build_openapi() -> dict[str, Any]:
             responses[str(spec.status)] = {"description": "Success, no content"}
         codes = set(spec.errors)
         if spec.body is not None or spec.query is not None:
-            codes |= {400, 422} if spec.body is not None else {422}
+            codes |= {400, 415, 422} if spec.body is not None else {422}
         if spec.scope != PUBLIC:
             codes.add(401)
         if spec.scope not in (PUBLIC, AUTHENTICATED):

@@ -126,10 +126,25 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
         if len(values) > 1:
             raise validation_error({key: "Give this parameter once"})
         raw[key] = values[0]
+    _reject_nul(raw, "")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(fields_from_pydantic(exc), "Invalid query parameters") from None
+
+
+def _reject_nul(value: Any, path: str) -> None:
+    """NUL characters are refused up front: no database stores them the same way."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise validation_error({path or "body": "NUL characters are not allowed"})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key, path or "body")
+            _reject_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_nul(item, f"{path}.{index}")
 
 
 def _parse_body(model: type[BaseModel], optional: bool) -> BaseModel | None:
@@ -149,6 +164,7 @@ def _parse_body(model: type[BaseModel], optional: bool) -> BaseModel | None:
         raise bad_request(f"Malformed JSON body: {exc}") from None
     if not isinstance(parsed, dict):
         raise bad_request("Request body must be a JSON object")
+    _reject_nul(parsed, "")
     try:
         return model.model_validate(parsed)
     except ValidationError as exc:

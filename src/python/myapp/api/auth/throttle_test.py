@@ -1,0 +1,105 @@
+"""Login throttling per account and per client address, in memory and in Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from myapp.api.app import create_app
+from myapp.api.conftest import make_config
+from myapp.api.db import dispose
+from myapp.api.testdb import TestDatabase, create_test_database
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def _redis_or_skip() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Redis is required in CI: {REDIS_URL}: {exc}")
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+def throttled_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    redis_url = _redis_or_skip() if request.param == "redis" else None
+    database: TestDatabase = create_test_database("sqlite", tmp_path_factory.mktemp("throttle"))
+    application = create_app(
+        make_config(
+            database,
+            redis_url=redis_url,
+            redis_prefix=f"myapp-test-{uuid.uuid4().hex}:",
+            login_max_failures_account=3,
+            login_max_failures_ip=5,
+            login_window_seconds=60,
+        )
+    )
+    try:
+        yield application
+    finally:
+        dispose(application.extensions["myapp"].db)
+        if redis_url:
+            import redis
+
+            client = redis.Redis.from_url(redis_url)
+            prefix = application.extensions["myapp"].config.redis_prefix
+            for key in client.scan_iter(f"{prefix}*"):
+                client.delete(key)
+
+
+def _login(
+    app: Flask, email: str, password: str, ip: str = "192.0.2.1"
+) -> tuple[int, dict[str, str], dict]:
+    response = app.test_client().post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+    return response.status_code, dict(response.headers), response.get_json()
+
+
+def test_account_throttle(throttled_app: Flask) -> None:
+    for _ in range(3):
+        assert _login(throttled_app, "admin@example.com", "wrong password!")[0] == 401
+    status, headers, body = _login(throttled_app, "admin@example.com", "admin123456!")
+    assert status == 429
+    assert body["error"]["code"] == "too_many_requests"
+    assert 0 < int(headers["Retry-After"]) <= 60
+    # Another address does not unlock the account ...
+    assert _login(throttled_app, "admin@example.com", "admin123456!", ip="192.0.2.99")[0] == 429
+    # ... and other accounts from the first address still work.
+    assert _login(throttled_app, "someone@example.com", "whatever password")[0] == 401
+
+
+def test_address_throttle(throttled_app: Flask) -> None:
+    for index in range(5):
+        assert _login(throttled_app, f"user{index}@example.com", "wrong password!")[0] == 401
+    status, headers, _ = _login(throttled_app, "admin@example.com", "admin123456!")
+    assert status == 429 and int(headers["Retry-After"]) > 0
+    assert _login(throttled_app, "admin@example.com", "admin123456!", ip="198.51.100.7")[0] == 200
+
+
+def test_success_resets_the_account_counter(throttled_app: Flask) -> None:
+    for _ in range(2):
+        assert (
+            _login(throttled_app, "admin@example.com", "wrong password!", ip="203.0.113.1")[0]
+            == 401
+        )
+    assert _login(throttled_app, "admin@example.com", "admin123456!", ip="203.0.113.2")[0] == 200
+    for _ in range(2):
+        assert (
+            _login(throttled_app, "admin@example.com", "wrong password!", ip="203.0.113.3")[0]
+            == 401
+        )
+    assert _login(throttled_app, "admin@example.com", "admin123456!", ip="203.0.113.4")[0] == 200

@@ -1,0 +1,36 @@
+"""Start-up migration from many processes at once (replicas without shared PyDAL metadata)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from myapp.api.app import prepare_database
+from myapp.api.config import Config
+from myapp.api.db import dispose, open_db
+from myapp.api.testdb import TestDatabase
+
+STARTERS = 4
+
+
+def _start(config: Config) -> str:
+    prepare_database(config)
+    return "ok"
+
+
+def test_concurrent_start_up_migrates_once(backend: TestDatabase, tmp_path: Path) -> None:
+    base = Config(database_url=backend.url, bcrypt_rounds=4, testing=True)
+    if backend.kind == "sqlite":  # the file is shared; metadata directories are not
+        base = base.with_overrides(database_url=f"sqlite:///{tmp_path / 'shared.db'}")
+    configs = [base.with_overrides(data_dir=tmp_path / f"replica{i}") for i in range(STARTERS)]
+    with ProcessPoolExecutor(STARTERS, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert list(pool.map(_start, configs)) == ["ok"] * STARTERS
+    # A later start with an existing metadata directory (the ALTER path) is a no-op too.
+    prepare_database(configs[0])
+    db = open_db(configs[0], pool_size=0)
+    try:
+        assert db(db.app_user.role == "admin").count() == 1
+        assert db(db.fw_rule).count() == 0
+    finally:
+        dispose(db)
