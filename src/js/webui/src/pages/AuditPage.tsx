@@ -1,0 +1,65 @@
+import { useState } from "react";
+import { useResource } from "../api/useResource";
+import { useSession } from "../auth/session";
+import { Spinner, TextField } from "../components/Field";
+import { formatTime, LoadError } from "../components/LoadError";
+import { Pager, SortHeader } from "../components/Pager";
+
+export default function AuditPage() {
+  const { api } = useSession();
+  const [q, setQ] = useState("");
+  const [sort, setSort] = useState("-created_at");
+  const [page, setPage] = useState(1);
+  const audit = useResource(() => api.listAudit({ q, sort, page, per_page: 50 }), [api, q, sort, page]);
+  return (
+    <section>
+      <h1>Audit log</h1>
+      <TextField
+        label="Search events"
+        type="search"
+        placeholder="Action, email or object"
+        value={q}
+        onChange={(v) => {
+          setQ(v);
+          setPage(1);
+        }}
+      />
+      {audit.error && <LoadError error={audit.error} onRetry={audit.reload} />}
+      {!audit.data && audit.loading && <Spinner label="Loading events…" />}
+      {audit.data && audit.data.items.length === 0 && <p className="empty">No events match.</p>}
+      {audit.data && audit.data.items.length > 0 && (
+        <>
+          <table className="table" aria-busy={audit.loading}>
+            <thead>
+              <tr>
+                <SortHeader field="created_at" label="When" sort={sort} onSort={setSort} />
+                <SortHeader field="actor_email" label="Who" sort={sort} onSort={setSort} />
+                <SortHeader field="action" label="Action" sort={sort} onSort={setSort} />
+                <th>Object</th>
+                <th>From</th>
+                <th>Request</th>
+              </tr>
+            </thead>
+            <tbody>
+              {audit.data.items.map((e) => (
+                <tr key={e.id}>
+                  <td>{formatTime(e.created_at)}</td>
+                  <td>{e.actor_email ?? "—"}</td>
+                  <td>
+                    <code>{e.action}</code>
+                  </td>
+                  <td>{e.object_type ? `${e.object_type} ${e.object_id ?? ""}` : "—"}</td>
+                  <td>{e.ip ?? "—"}</td>
+                  <td>
+                    <code className="muted">{e.request_id ?? ""}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <Pager page={audit.data.page} perPage={audit.data.per_page} total={audit.data.total} onPage={setPage} />
+        </>
+      )}
+    </section>
+  );
+}
