@@ -70,9 +70,9 @@ class RuleSpec:
 
     @property
     def burst(self) -> int:
-        # 1% of a second's worth back to back: bursty senders are not punished for jitter,
-        # and the long-run rate stays within ~1% of the setting.
-        return max(1, self.rate_limit_pps // 100)
+        # 100 ms worth back to back: senders that batch (every real one) still get their rate;
+        # a bucket smaller than the sender's bursts would throttle it below the setting.
+        return max(1, self.rate_limit_pps // 10)
 
     def order(self) -> tuple[int, int]:
         return (self.priority, self.id)

@@ -138,13 +138,13 @@ class XskConsumer:
 
     def drain_once(self) -> int:
         """Drain one batch: account it, summarise a few, recycle the frames."""
-        addrs, lens = self.sock.receive(BATCH)
-        n = len(addrs)
+        frames, data, lens = self.sock.receive(BATCH)
+        n = len(frames)
         if n:
             try:
-                self._account(addrs, lens)
+                self._account(data, lens)
             finally:
-                self.sock.pool.release(addrs)
+                self.sock.pool.release(frames)
         self.sock.refill()
         return n
 

@@ -125,24 +125,29 @@ class XskSocket:
         ring.producer.value = (prod + len(addrs)) & 0xFFFFFFFF
         return len(addrs)
 
-    def receive(self, limit: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """Take up to `limit` received frames off the RX ring: (addresses, lengths). The caller
-        owns the frames until it releases them to `pool`."""
+    def receive(
+        self, limit: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Take up to `limit` received frames off the RX ring: (frames, data addresses, lengths).
+        The kernel reports where the packet starts (after its headroom); the frame is that
+        address rounded down to the frame size. The caller owns the frames until it releases
+        them to `pool`."""
         ring = self.rx
         cons = ring.consumer.value
         avail = (ring.producer.value - cons) & 0xFFFFFFFF
         n = min(avail, limit)
         if not n:
             empty = np.empty(0, dtype=np.uint64)
-            return empty, empty
+            return empty, empty, empty
         idx = (np.arange(cons, cons + n, dtype=np.uint64) & np.uint64(ring.mask)).astype(np.intp)
         pairs = ring.desc.reshape(-1, 2)[idx]
         ring.consumer.value = (cons + n) & 0xFFFFFFFF
-        addrs = pairs[:, 0].copy()
+        data = pairs[:, 0].copy()
         lens = pairs[:, 1] & np.uint64(0xFFFFFFFF)
+        frames = data & ~np.uint64(self.pool.size - 1)
         self.rx_packets += n
         self.rx_bytes += int(lens.sum())
-        return addrs, lens
+        return frames, data, lens
 
     def statistics(self) -> dict[str, int]:
         values = struct.unpack("6Q", self.sock.getsockopt(SOL_XDP, XDP_STATISTICS, 48))

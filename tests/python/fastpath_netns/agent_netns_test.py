@@ -1,0 +1,265 @@
+"""The agent as a process on a real veth pair: its receiving end in this netns (where the agent
+and its gRPC port live), the sending end in a netns of its own. Traffic from Python sockets."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from fastpath.v1 import fastpath_pb2 as pb
+from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
+from fastpath_netns.agentproc import AgentProcess
+from myapp.fastpath.loader import libbpf
+from myapp.fastpath.loader.datapath import Datapath
+from myapp.fastpath.netlab import VethLab, socket_in, wait_for
+from myapp.fastpath.testsupport import require_root
+
+PORT = 9
+
+
+@pytest.fixture
+def lab() -> Iterator[VethLab]:
+    require_root("network namespaces and XDP")
+    with VethLab(receiver_netns=False) as veth:
+        yield veth
+
+
+@pytest.fixture
+def pins() -> Iterator[Path]:
+    path = Path(f"/sys/fs/bpf/fastpath-test-{uuid.uuid4().hex[:12]}")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def receiver(lab: VethLab) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind((lab.rx_addr, PORT))
+    sock.settimeout(0.5)
+    yield sock
+    sock.close()
+
+
+def start_agent(
+    lab: VethLab, pins: Path, **env: str
+) -> tuple[AgentProcess, pb_grpc.FastPathControlStub]:
+    agent = AgentProcess({"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins), **env})
+    try:
+        return agent, agent.wait_started()
+    except BaseException:
+        agent.kill()
+        raise
+
+
+def send(lab: VethLab, source: str, count: int, pace_pps: int = 0) -> float:
+    """Send `count` UDP datagrams from `source`; returns the seconds it took."""
+    sock = socket_in(lab.tx_ns, socket.AF_INET, socket.SOCK_DGRAM)
+    affinity = os.sched_getaffinity(0)
+    # One CPU: generic XDP runs on the sending CPU, and 1-in-N sampling counts per CPU.
+    os.sched_setaffinity(0, {min(affinity)})
+    try:
+        sock.bind((source, 0))
+        start = time.monotonic()
+        for i in range(count):
+            sock.sendto(b"x" * 32, (lab.rx_addr, PORT))
+            if pace_pps and i % 16 == 15:
+                ahead = start + (i + 1) / pace_pps - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        return time.monotonic() - start
+    finally:
+        os.sched_setaffinity(0, affinity)
+        sock.close()
+
+
+def drain(sock: socket.socket) -> dict[str, int]:
+    """Datagrams received per source until the socket stays quiet for its timeout."""
+    got: dict[str, int] = {}
+    while True:
+        try:
+            _, (addr, _) = sock.recvfrom(2048)
+        except TimeoutError:
+            return got
+        got[addr] = got.get(addr, 0) + 1
+
+
+def rule(rule_id: int, cidr: str, action: int, **kw: object) -> pb.Rule:
+    fields: dict[str, object] = {"revision": 1, "enabled": True, **kw}
+    return pb.Rule(id=rule_id, source_cidr=cidr, action=action, **fields)  # type: ignore[arg-type]
+
+
+def stats(stub: pb_grpc.FastPathControlStub) -> pb.Stats:
+    return stub.GetStats(pb.GetStatsRequest(), timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["generic", "native"])
+def test_blocked_dropped_others_delivered(
+    lab: VethLab, pins: Path, receiver: socket.socket, mode: str
+) -> None:
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE=mode)
+    try:
+        status = stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+        assert [(i.name, i.mode, i.attached) for i in status.interfaces] == [
+            (lab.rx_if, mode, True)
+        ]
+        assert requests.get(f"http://127.0.0.1:{agent.http_port}/readyz", timeout=10).ok
+        blocked, allowed = lab.tx_addrs[0], lab.tx_addrs[1]
+        stub.ApplyRules(pb.ApplyRulesRequest(rules=[rule(1, f"{blocked}/32", pb.ACTION_DROP)]))
+        send(lab, blocked, 200)
+        send(lab, allowed, 200)
+        assert drain(receiver) == {allowed: 200}
+        s = stats(stub)
+        assert {r.rule_id: r.matched.packets for r in s.rules} == {1: 200}
+        assert s.actions["drop"].packets == 200
+        assert s.actions["default_pass"].packets >= 200  # plus ARP-less IPv6 chatter, if any
+    finally:
+        code, out = agent.terminate()
+    assert code == 0, out
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0, "SIGTERM must detach the program"
+
+
+def test_rate_limit_holds_within_ten_percent(
+    lab: VethLab, pins: Path, receiver: socket.socket
+) -> None:
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE="generic")
+    try:
+        rate = 2000
+        src = lab.tx_addrs[0]
+        stub.ApplyRules(
+            pb.ApplyRulesRequest(
+                rules=[rule(1, f"{src}/32", pb.ACTION_RATE_LIMIT, rate_limit_pps=rate)]
+            )
+        )
+        # Offer twice the rate: 0.5 s empties the bucket's burst, then 1.5 s measured.
+        send(lab, src, rate, pace_pps=rate * 2)
+        before = stats(stub).actions["rate_pass"].packets
+        offered = rate * 3
+        elapsed = send(lab, src, offered, pace_pps=rate * 2)
+        s = stats(stub)
+        passed = s.actions["rate_pass"].packets - before
+        assert s.actions["rate_pass"].packets + s.actions["rate_drop"].packets == rate + offered
+        achieved = passed / elapsed
+        assert abs(achieved - rate) <= 0.1 * rate, (passed, elapsed)
+        assert sum(drain(receiver).values()) == s.actions["rate_pass"].packets
+    finally:
+        agent.terminate()
+
+
+def test_af_xdp_consumer_gets_exactly_the_redirected_share(
+    lab: VethLab, pins: Path, receiver: socket.socket
+) -> None:
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE="generic", FASTPATH_XSK_QUEUES="0")
+    try:
+        src = lab.tx_addrs[2]
+        stub.ApplyRules(
+            pb.ApplyRulesRequest(rules=[rule(1, f"{src}/32", pb.ACTION_REDIRECT, sample_rate=4)])
+        )
+        samples = stub.StreamSamples(pb.StreamSamplesRequest(max_samples=1), timeout=30)
+        time.sleep(0.2)  # let the stream subscribe before the packets arrive
+        send(lab, src, 400)
+
+        def consumed() -> int:
+            xsk = stats(stub).xsk
+            return xsk[0].rx_packets if xsk else -1
+
+        wait_for(lambda: consumed() == 100, 10, "the AF_XDP consumer to drain 100 packets")
+        s = stats(stub)
+        assert s.actions["redirect"].packets == 100
+        assert s.actions["redirect_skip"].packets == 300
+        assert (s.xsk[0].slots_total, s.xsk[0].slot_exhausted) == (4096, 0)
+        assert drain(receiver) == {src: 300}
+        sample = next(iter(samples))
+        assert (sample.source, sample.destination, sample.destination_port) == (
+            src,
+            lab.rx_addr,
+            PORT,
+        )
+        metrics = requests.get(f"http://127.0.0.1:{agent.http_port}/metrics", timeout=10).text
+        assert "fastpath_xsk_rx_packets_total" in metrics and "fastpath_xsk_numa_node" in metrics
+        time.sleep(0.3)
+        assert consumed() == 100  # exactly the redirected share, nothing more
+    finally:
+        code, out = agent.terminate()
+    assert code == 0, out
+
+
+def test_restart_keeps_rules_and_counters_second_agent_refused(
+    lab: VethLab, pins: Path, receiver: socket.socket
+) -> None:
+    blocked = lab.tx_addrs[0]
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE="generic")
+    try:
+        stub.ApplyRules(pb.ApplyRulesRequest(rules=[rule(5, f"{blocked}/32", pb.ACTION_DROP)]))
+        send(lab, blocked, 50)
+        second = AgentProcess({"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins)})
+        code, out = second.wait_exit()
+        assert code == 2 and "another fastpath agent is already attached" in out
+    finally:
+        code, out = agent.terminate()
+    assert code == 0, out
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE="generic")
+    try:
+        listed = stub.ListRules(pb.ListRulesRequest(), timeout=10)
+        assert [(r.id, r.source_cidr) for r in listed.rules] == [(5, f"{blocked}/32")]
+        assert {r.rule_id: r.matched.packets for r in stats(stub).rules} == {5: 50}
+        send(lab, blocked, 50)
+        assert {r.rule_id: r.matched.packets for r in stats(stub).rules} == {5: 100}
+        assert stats(stub).actions["drop"].packets == 100
+        assert drain(receiver) == {}
+    finally:
+        agent.terminate()
+
+
+def test_refusals_are_clear(lab: VethLab, pins: Path, tmp_path: Path) -> None:
+    missing = AgentProcess({"FASTPATH_INTERFACES": "nosuchif0", "FASTPATH_BPFFS": str(pins)})
+    code, out = missing.wait_exit()
+    assert code == 2 and "interface 'nosuchif0' does not exist" in out
+
+    def drop_privileges() -> None:
+        # Still uid 0, but without CAP_NET_ADMIN/CAP_SYS_ADMIN/CAP_BPF in the bounding set the
+        # exec'd agent cannot get them back.
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        for cap in (12, 21, 39):
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+    unprivileged = AgentProcess(
+        {"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins)}, preexec=drop_privileges
+    )
+    code, out = unprivileged.wait_exit()
+    assert code == 2 and "needs CAP_NET_ADMIN" in out
+
+    # Maps pinned by a build with another capacity are refused, not misread.
+    small = tmp_path / "small.bpf.o"
+    subprocess.run(
+        [
+            shutil.which("clang") or "/usr/bin/clang",
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-DFP_MAX_RULES=1024",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+            "src/bpf/fastpath.bpf.c",
+            "-o",
+            str(small),
+        ],
+        check=True,
+    )
+    Datapath(pins, bpf_object=small).close()
+    mismatched = AgentProcess({"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins)})
+    code, out = mismatched.wait_exit()
+    assert code == 2 and "does not match this program: max_entries 1024" in out
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0
