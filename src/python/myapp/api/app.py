@@ -21,6 +21,7 @@ from myapp.api.cli import register_cli
 from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
 from myapp.api.db import dispose, integrity_errors, migrate_schema, open_db, utcnow
 from myapp.api.errors import error_response, register_error_handlers
+from myapp.api.fastpath.sync import start_reconciler
 from myapp.api.fastpath.views import bp as fastpath_bp
 from myapp.api.metrics import DB_ERRORS, LATENCY, REQUESTS
 from myapp.api.rules.views import bp as rules_bp
@@ -102,6 +103,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
             config.login_window_seconds,
         ),
         dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
+        fastpath=start_reconciler(config) if config.fastpath_addr else None,
     )
 
     register_error_handlers(app)

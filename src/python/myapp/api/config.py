@@ -17,7 +17,9 @@ Variables (see /work/shared/ARCHITECTURE.md):
 - ``REDIS_URL``: login throttling shared by replicas (in-memory per process when unset).
 - ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
   ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
-- ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional).
+- ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional). When set, every rule change
+  is pushed to it and the full rule set is reconciled every ``FASTPATH_SYNC_INTERVAL`` seconds
+  (default 30).
 - ``LOG_FORMAT``: ``json`` or ``text`` (default: json in production, text otherwise);
   ``LOG_LEVEL`` (default INFO).
 - ``PROMETHEUS_MULTIPROC_DIR``: set by the production server so /metrics aggregates workers.
@@ -62,6 +64,7 @@ class Config:
     login_max_failures_ip: int = 20
     login_window_seconds: int = 300
     fastpath_addr: str | None = None
+    fastpath_sync_interval: int = 30
     log_format: str = "text"
     log_level: str = "INFO"
     testing: bool = False
@@ -149,6 +152,9 @@ class Config:
             login_max_failures_ip=env_int(env, "LOGIN_MAX_FAILURES_IP", 20, minimum=1),
             login_window_seconds=env_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
             fastpath_addr=fastpath_addr,
+            fastpath_sync_interval=env_int(
+                env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600
+            ),
             log_format=log_format,
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from pydal import DAL
@@ -10,6 +11,9 @@ from pydal import DAL
 from myapp.api.config import Config
 from myapp.api.security import TokenService
 from myapp.api.throttle import LoginThrottle
+
+if TYPE_CHECKING:  # sync.py needs state() at run time: import the type only
+    from myapp.api.fastpath.sync import Reconciler
 
 
 @dataclass
@@ -19,6 +23,8 @@ class AppState:
     tokens: TokenService
     throttle: LoginThrottle
     dummy_hash: str
+    # Pushes rule changes to the fast-path agent; None when FASTPATH_ADDR is unset.
+    fastpath: Reconciler | None = None
 
 
 def state() -> AppState:

@@ -1,7 +1,8 @@
 """/api/v1/fastpath: the fast-path agent's status and counters as the API sees them.
 
-The gRPC client to the agent is not part of this version: `connected` is always false and
-`error` says so when FASTPATH_ADDR is configured, so the WebUI can show an honest state.
+Both endpoints answer 200 whatever the agent's state: `configured` says whether FASTPATH_ADDR is
+set, `connected` whether the agent answered just now, and `error` why not, so the WebUI can
+show an honest "not connected" state while the rest of the API keeps working.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from typing import Any
 
 from flask import Blueprint
 
+from myapp.api.fastpath.client import FastPathError
 from myapp.api.routing import api_route
 from myapp.api.schemas import ResponseModel, UtcDatetime
 from myapp.api.state import state
 
 bp = Blueprint("fastpath", __name__, url_prefix="/api/v1/fastpath")
-
-NOT_CONNECTED = "the API's gRPC client to the fast path is not implemented yet"
 
 
 class FastpathStatus(ResponseModel):
@@ -48,14 +48,31 @@ class FastpathStats(ResponseModel):
     summary="Fast-path agent connection status",
 )
 def status() -> FastpathStatus:
-    address = state().config.fastpath_addr
+    config = state().config
+    reconciler = state().fastpath
+    if reconciler is None:
+        return FastpathStatus(
+            configured=False,
+            connected=False,
+            address=config.fastpath_addr,
+            error=None,
+            last_sync_at=None,
+            agent=None,
+        )
+    agent: dict[str, Any] | None = None
+    error = reconciler.status.error
+    try:
+        agent = reconciler.client.status()
+        connected = True
+    except FastPathError as exc:
+        connected, error = False, str(exc)
     return FastpathStatus(
-        configured=address is not None,
-        connected=False,
-        address=address,
-        error=NOT_CONNECTED if address else None,
-        last_sync_at=None,
-        agent=None,
+        configured=True,
+        connected=connected,
+        address=config.fastpath_addr,
+        error=None if connected else error,
+        last_sync_at=reconciler.status.last_sync_at,
+        agent=agent,
     )
 
 
@@ -65,15 +82,31 @@ def status() -> FastpathStatus:
     "/stats",
     scope="fastpath:read",
     response=FastpathStats,
-    summary="Fast-path counters (empty while not connected)",
+    summary="Fast-path counters and packet rates (empty while not connected)",
 )
 def stats() -> FastpathStats:
-    return FastpathStats(
-        configured=state().config.fastpath_addr is not None,
+    reconciler = state().fastpath
+    empty = FastpathStats(
+        configured=reconciler is not None,
         connected=False,
         timestamp=datetime.now(UTC),
         actions={},
         rules=[],
         parse_errors={},
         xsk=[],
+    )
+    if reconciler is None:
+        return empty
+    try:
+        counters = reconciler.client.stats()
+    except FastPathError:
+        return empty
+    return FastpathStats(
+        configured=True,
+        connected=True,
+        timestamp=datetime.now(UTC),
+        actions=counters["actions"],
+        rules=counters["rules"],
+        parse_errors=counters["parse_errors"],
+        xsk=counters["xsk"],
     )

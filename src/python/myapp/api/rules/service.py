@@ -6,8 +6,10 @@ count tells, so two concurrent writers can never both win (no lost update) on an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from pydal import DAL
 from pydal.objects import Row
 
 from myapp.api.audit.service import record
@@ -244,3 +246,18 @@ def delete_rule(rule_id: int, if_match: str | None) -> None:
             raise not_found(f"Rule {rule_id}")
         raise _stale(current, "if-match", int(if_match.strip('W/"') if if_match else 0))
     record("rule.delete", "rule", rule_id, {"name": row.name, "source_cidr": row.source_cidr})
+
+
+def sync_snapshot(d: DAL) -> list[dict[str, Any]]:
+    """Every rule as the fast-path sync sends it (the agent keeps disabled ones switched off)."""
+    return [row.as_dict() for row in d(d.fw_rule).select(orderby=d.fw_rule.id)]
+
+
+def mark_sync(d: DAL, refs: Sequence[tuple[int, int]], sync_state: str, error: str | None) -> None:
+    """Record the fast path's answer for these (id, revision) pairs; a rule edited since keeps
+    the state of its newer revision."""
+    for rule_id, revision in refs:
+        d((d.fw_rule.id == rule_id) & (d.fw_rule.revision == revision)).update(
+            sync_state=sync_state, sync_error=error
+        )
+    d.commit()

@@ -6,6 +6,7 @@ from flask import Blueprint, request
 
 from myapp.api.auth.principal import current_principal
 from myapp.api.errors import validation_error
+from myapp.api.fastpath.sync import notify_rule_changed, notify_rule_deleted
 from myapp.api.routing import Reply, api_route
 from myapp.api.rules import service
 from myapp.api.rules.schemas import RuleCreate, RuleList, RuleOut, RulePatch, RulePut, RuleQuery
@@ -65,6 +66,7 @@ def list_rules(query: RuleQuery) -> RuleList:
 def create_rule(body: RuleCreate) -> Reply:
     row = service.create_rule(body.model_dump(), current_principal().email)
     db().commit()
+    notify_rule_changed(row.as_dict())
     return Reply(
         service.to_out(row), 201, {"ETag": service.etag(row), "Location": f"/api/v1/rules/{row.id}"}
     )
@@ -102,6 +104,7 @@ def put_rule(rule_id: int, body: RulePut) -> Reply:
         rule_id, changes, expected, source, current_principal().email, full=True
     )
     db().commit()
+    notify_rule_changed(row.as_dict())
     return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
 
 
@@ -131,6 +134,7 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
         rule_id, changes, expected, source, current_principal().email, full=False
     )
     db().commit()
+    notify_rule_changed(row.as_dict())
     return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
 
 
@@ -147,3 +151,4 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
 def delete_rule(rule_id: int) -> None:
     service.delete_rule(rule_id, request.headers.get("If-Match"))
     db().commit()
+    notify_rule_deleted(rule_id)

@@ -1,0 +1,174 @@
+"""gRPC client of the fast-path agent (stubs generated from src/protos/fastpath/v1).
+
+The API's rules (dicts shaped like the REST contract) are converted here to `fastpath.v1.Rule`
+messages; every gRPC failure becomes `FastPathUnavailable` (agent down or slow: keep working,
+retry later) or `FastPathRejected` (the agent refused the request: a bug or a stale revision).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from fastpath.v1 import fastpath_pb2, fastpath_pb2_grpc
+
+PROTOCOLS = {"any": 0, "icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+ACTIONS = {
+    "pass": fastpath_pb2.ACTION_PASS,
+    "drop": fastpath_pb2.ACTION_DROP,
+    "rate_limit": fastpath_pb2.ACTION_RATE_LIMIT,
+    "redirect": fastpath_pb2.ACTION_REDIRECT,
+}
+# The agent keeps a rule's name as a fixed-size label (63 bytes of UTF-8 in its BPF map); the
+# API stays the owner of the full name, so a longer one is shortened for the agent only.
+AGENT_NAME_BYTES = 63
+
+
+class FastPathError(Exception):
+    """Base of the errors the client raises."""
+
+
+class FastPathUnavailable(FastPathError):
+    """The agent could not be reached in time; the call may be retried."""
+
+
+class FastPathRejected(FastPathError):
+    """The agent answered and refused the request (bad input, stale revision, full map)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+
+
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+}
+
+
+def _agent_name(name: str) -> str:
+    return name.encode()[:AGENT_NAME_BYTES].decode(errors="ignore")
+
+
+def rule_to_proto(rule: Mapping[str, Any]) -> fastpath_pb2.Rule:
+    """Convert one API rule (REST contract shape) to the agent's message."""
+    return fastpath_pb2.Rule(
+        id=int(rule["id"]),
+        revision=int(rule["revision"]),
+        name=_agent_name(str(rule.get("name") or "")),
+        source_cidr=str(rule["source_cidr"]),
+        protocol=PROTOCOLS[str(rule.get("protocol") or "any")],
+        dst_port_min=int(rule.get("dst_port_min") or 0),
+        dst_port_max=int(rule.get("dst_port_max") or rule.get("dst_port_min") or 0),
+        action=ACTIONS[str(rule["action"])],
+        rate_limit_pps=int(rule.get("rate_limit_pps") or 0),
+        sample_rate=int(rule.get("sample_rate") or 0),
+        enabled=bool(rule.get("enabled", True)),
+        priority=int(rule.get("priority") or 0),
+    )
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    return MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+class FastPathClient:
+    """Thread-safe client of one agent at `address` (host:port); one channel, reused."""
+
+    def __init__(self, address: str, timeout: float = 3.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = fastpath_pb2_grpc.FastPathControlStub(self._channel)
+        self._rates = _RateTracker()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            code = err.code()
+            details = err.details() or code.name
+            if code in _RETRYABLE:
+                raise FastPathUnavailable(f"fast path at {self.address}: {details}") from err
+            raise FastPathRejected(code, details) from err
+
+    def apply(self, rules: Iterable[Mapping[str, Any]]) -> int:
+        """Create or update rules as one batch; returns how many the agent wrote."""
+        request = fastpath_pb2.ApplyRulesRequest(rules=[rule_to_proto(r) for r in rules])
+        return int(self._call("ApplyRules", request).applied)
+
+    def delete(self, rule_id: int, revision: int = 0) -> int:
+        request = fastpath_pb2.DeleteRulesRequest(
+            rules=[fastpath_pb2.RuleRef(id=rule_id, revision=revision)]
+        )
+        return int(self._call("DeleteRules", request).deleted)
+
+    def sync(self, rules: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """Make the agent's rule set exactly `rules`; returns added/updated/removed counts."""
+        request = fastpath_pb2.SyncRulesRequest(rules=[rule_to_proto(r) for r in rules])
+        reply = self._call("SyncRules", request)
+        return {"added": reply.added, "updated": reply.updated, "removed": reply.removed}
+
+    def status(self) -> dict[str, Any]:
+        return _as_dict(self._call("GetStatus", fastpath_pb2.GetStatusRequest()))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters with packet rates (pps) computed against the previous call's sample."""
+        reply = self._call("GetStats", fastpath_pb2.GetStatsRequest())
+        return self._rates.annotate(reply)
+
+
+class _RateTracker:
+    """Turns monotonically growing counters into rates between two consecutive samples."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._previous: tuple[float, dict[str, int]] | None = None
+
+    def annotate(self, stats: fastpath_pb2.Stats) -> dict[str, Any]:
+        now = stats.timestamp_ns / 1e9 if stats.timestamp_ns else time.time()
+        current = {f"action:{k}": v.packets for k, v in stats.actions.items()}
+        current.update({f"rule:{r.rule_id}": r.matched.packets for r in stats.rules})
+        with self._lock:
+            previous, self._previous = self._previous, (now, current)
+
+        def pps(key: str) -> float:
+            if previous is None or now <= previous[0]:
+                return 0.0
+            delta = current[key] - previous[1].get(key, current[key])
+            return max(delta, 0) / (now - previous[0])
+
+        return {
+            "timestamp_ns": stats.timestamp_ns,
+            "actions": {
+                name: {
+                    "packets": counter.packets,
+                    "bytes": counter.bytes,
+                    "pps": pps(f"action:{name}"),
+                }
+                for name, counter in stats.actions.items()
+            },
+            "rules": [
+                {
+                    "rule_id": r.rule_id,
+                    "packets": r.matched.packets,
+                    "bytes": r.matched.bytes,
+                    "pps": pps(f"rule:{r.rule_id}"),
+                }
+                for r in stats.rules
+            ],
+            "parse_errors": dict(stats.parse_errors),
+            "xsk": [_as_dict(x) for x in stats.xsk],
+        }
