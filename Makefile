@@ -16,8 +16,8 @@ setup: ## Install what the build and the tests need (idempotent)
 	@$(PANTS) --version >/dev/null
 
 .PHONY: run
-run: setup ## Run the product locally on SQLite (API on :5000)
-	$(PANTS) run api
+run: setup ## Run the product locally on SQLite (WebUI :3000, API :5000)
+	scripts/run-local.sh
 
 .PHONY: test
 test: setup ## Run every test of every language (what CI runs)
