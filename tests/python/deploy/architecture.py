@@ -22,6 +22,7 @@ class ServiceContract:
     env: frozenset[str] = field(default_factory=frozenset)  # variables it may be given
     secret_env: frozenset[str] = field(default_factory=frozenset)  # those from Secrets only
     code: str = ""  # source folder (where its Dockerfile sits)
+    config_module: str = ""  # the one file that documents and reads its variables
 
 
 SHARED_ENV = frozenset({"APP_ENV", "LOG_LEVEL", "LOG_FORMAT"})
@@ -32,8 +33,9 @@ SERVICES: dict[str, ServiceContract] = {
         image="myapp-webui",
         container_ports={"http": 3000},
         service_ports={"http": 80},
-        env=frozenset({"API_URL"}),
+        env=frozenset({"API_URL", "APP_ENV"}),
         code="src/js/webui",
+        config_module="src/js/webui/server/config.mjs",
     ),
     "flask-backend": ServiceContract(
         name="flask-backend",
@@ -57,6 +59,7 @@ SERVICES: dict[str, ServiceContract] = {
         },
         secret_env=frozenset({"JWT_SECRET", "DB_PASSWORD", "ADMIN_PASSWORD"}),
         code="src/python/myapp/api",
+        config_module="src/python/myapp/api/config.py",
     ),
     "fastpath": ServiceContract(
         name="fastpath",
@@ -66,6 +69,7 @@ SERVICES: dict[str, ServiceContract] = {
         service_ports={"grpc": 50051, "http": 8080},
         env=SHARED_ENV | {"FASTPATH_INTERFACES", "FASTPATH_MODE", "FASTPATH_BPFFS"},
         code="src/python/myapp/fastpath",
+        config_module="src/python/myapp/fastpath/config.py",
     ),
     "connector": ServiceContract(
         name="connector",
@@ -83,6 +87,7 @@ SERVICES: dict[str, ServiceContract] = {
         },
         secret_env=frozenset({"CONNECTOR_WEBHOOK_SECRET", "CONNECTOR_INGEST_TOKEN"}),
         code="src/python/myapp/connector",
+        config_module="src/python/myapp/connector/config.py",
     ),
     "postgres": ServiceContract(
         name="postgres",
