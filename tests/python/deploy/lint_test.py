@@ -106,7 +106,7 @@ def test_checkov_finds_no_failed_check(tmp_path: Path) -> None:
     reports = reports if isinstance(reports, list) else [reports]
     assert {r["check_type"] for r in reports} >= {"kubernetes", "github_actions"}
     failed = [
-        f"{r['check_type']}: {c['check_id']} {c['check_name']} -- {c['resource']} ({c['file_path']})"
+        f"{r['check_type']}: {c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']})"
         for r in reports
         for c in r["results"]["failed_checks"]
     ]
