@@ -49,3 +49,18 @@ clean: ## Remove build outputs and stop pantsd
 run-webui: setup ## Run the WebUI on :3000 (built by Pants; /api -> API_URL, default 127.0.0.1:5000)
 	$(PANTS) package src/js/webui:webui
 	API_URL=$${API_URL:-http://127.0.0.1:5000} node dist/bundle/server/main.mjs
+
+# --- API (src/python/myapp/api) -------------------------------------------------------------
+.PHONY: seed-mock-data
+seed-mock-data: setup ## Add demo users (each role), rules and audit entries to the dev database (idempotent)
+	$(PANTS) run src/python/myapp/api:cli -- seed-mock-data
+
+.PHONY: smoke-test
+smoke-test: setup ## Start the API PEX on SQLite in a temp dir; check health, login, users, rules; stop
+	$(PANTS) package src/python/myapp/api:api
+	python3 tests/python/api_smoke/smoke.py dist/src.python.myapp.api/api.pex
+
+.PHONY: bench-api
+bench-api: setup ## API figures: gunicorn (2 workers) on PostgreSQL, wrk on users list, /auth/me, /healthz, login
+	$(PANTS) package src/python/myapp/api:api
+	python3 scripts/bench-api.py

@@ -40,7 +40,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def prepare_database(config: Config) -> None:
     """Create/alter the schema and make sure an admin exists (safe to run in many processes)."""
     migrate_schema(config)
-    db = open_db(config, pool_size=0)
+    db = open_db(config, pool_size=0, autocommit=False)
     try:
         table = db.app_user
         if not db(table.role == "admin").isempty():
@@ -149,10 +149,12 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
 
     @app.teardown_request
     def _release(_exc: BaseException | None) -> None:
-        # Handlers commit what they mean to keep; anything else is rolled back, and the
+        # Handlers commit what they mean to keep; an open transaction is rolled back, and the
         # connection goes back to this process's pool.
+        # (the connection is in autocommit mode: only an explicit ROLLBACK ends a transaction)
+        action = _explicit_rollback if g.pop("tx_open", False) else None
         try:
-            db._adapter.close("rollback")
+            db._adapter.close(action)
         except Exception:  # a broken connection is dropped, not pooled
             DB_ERRORS.inc()
             log.exception("releasing the database connection failed")
@@ -161,6 +163,10 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         app.register_blueprint(blueprint)
     register_cli(app)
     return app
+
+
+def _explicit_rollback(adapter: object) -> None:
+    adapter.execute("ROLLBACK")  # type: ignore[attr-defined]
 
 
 def _token_service(config: Config) -> TokenService:

@@ -117,14 +117,44 @@ def _sqlite_path(config: Config) -> Path:
     return Path(config.db_uri.split("://", 1)[1])
 
 
-def open_db(config: Config, *, pool_size: int | None = None) -> DAL:
-    """A DAL for serving requests (no schema changes); connections are per thread, pooled."""
-    db = _dal(config, pool_size=config.db_pool_size if pool_size is None else pool_size)
+def open_db(config: Config, *, pool_size: int | None = None, autocommit: bool = True) -> DAL:
+    """A DAL for serving requests (no schema changes); connections are per thread, pooled.
+
+    Serving connections run in autocommit mode: a read is one round trip, with no BEGIN and
+    ROLLBACK around it. Requests that write open an explicit transaction (`begin`/`commit`).
+    Pooled connections are not pinged on checkout (a dead one fails one request with 503 and
+    is dropped).
+    """
+    db = _dal(
+        config,
+        pool_size=config.db_pool_size if pool_size is None else pool_size,
+        autocommit=autocommit,
+    )
+    db._adapter.check_active_connection = False
     define_tables(db, {name: {"migrate": False} for name in TABLES})
     return db
 
 
-def _dal(config: Config, *, pool_size: int, folder: Path | None = None) -> DAL:
+# SQLite's BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+# instead of failing with SQLITE_BUSY when a read snapshot would have to be upgraded.
+_BEGIN = {"sqlite": "BEGIN IMMEDIATE", "postgres": "BEGIN", "mysql": "START TRANSACTION"}
+
+
+def begin(db: DAL) -> None:
+    db._adapter.execute(_BEGIN[db._adapter.dbengine])
+
+
+def commit(db: DAL) -> None:
+    db._adapter.execute("COMMIT")
+
+
+def rollback(db: DAL) -> None:
+    db._adapter.execute("ROLLBACK")
+
+
+def _dal(
+    config: Config, *, pool_size: int, folder: Path | None = None, autocommit: bool = False
+) -> DAL:
     kind = config.db_kind
     driver_args: dict[str, Any] = {}
     if kind == "sqlite":
@@ -140,11 +170,19 @@ def _dal(config: Config, *, pool_size: int, folder: Path | None = None) -> DAL:
         migrate=False,
         driver_args=driver_args,
         attempts=1,
-        after_connection=_after_connection,
+        after_connection=lambda adapter: _after_connection(adapter, autocommit),
     )
 
 
-def _after_connection(adapter: Any) -> None:
+def _after_connection(adapter: Any, autocommit: bool) -> None:
+    connection = adapter.connection
+    if autocommit:
+        if adapter.dbengine == "sqlite":
+            connection.isolation_level = None
+        elif adapter.dbengine == "postgres":
+            connection.autocommit = True
+        else:
+            connection.autocommit(True)
     if adapter.dbengine == "sqlite":
         adapter.execute("PRAGMA foreign_keys=ON;")
         adapter.execute("PRAGMA journal_mode=WAL;")

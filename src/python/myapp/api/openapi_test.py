@@ -95,7 +95,7 @@ def test_document_lists_every_route(fuzz_app: Flask) -> None:
 
 @schema.parametrize()
 @settings(
-    max_examples=15,
+    max_examples=12,
     derandomize=True,
     deadline=None,
     suppress_health_check=list(HealthCheck),

@@ -25,6 +25,7 @@ from myapp.api.errors import (
     forbidden,
     validation_error,
 )
+from myapp.api.state import begin
 
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
@@ -110,6 +111,8 @@ def api_route(
                 kwargs["query"] = _parse_query(query)
             if body is not None:
                 kwargs["body"] = _parse_body(body, body_optional)
+            if spec.method != "GET":
+                begin()  # a write request is one transaction; handlers commit() on success
             result = handler(**kwargs)
             return _to_response(result, status)
 

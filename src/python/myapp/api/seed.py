@@ -9,7 +9,7 @@ from typing import Any
 
 from myapp.api.audit.service import record
 from myapp.api.rules import service as rules
-from myapp.api.state import db
+from myapp.api.state import begin, commit, db
 from myapp.api.users import service as users
 
 MOCK_PASSWORD = "mock-password-123"  # noqa: S105 - documented demo password for seeded users
@@ -54,6 +54,7 @@ MOCK_RULES: tuple[dict[str, Any], ...] = (
 def seed_mock_data() -> list[str]:
     """Insert what is missing; returns one line per item added."""
     d = db()
+    begin()
     added: list[str] = []
     for email, name, role in MOCK_USERS:
         if d(d.app_user.email == email).isempty():
@@ -79,5 +80,5 @@ def seed_mock_data() -> list[str]:
         if d(d.fw_rule.match_key == rules.match_key(data)).isempty():
             rules.create_rule(data, "seed-mock-data")
             added.append(f"rule {spec['name']!r}")
-    d.commit()
+    commit()
     return added

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import current_app
+from flask import current_app, g
 from pydal import DAL
 
+from myapp.api import db as dblayer
 from myapp.api.config import Config
 from myapp.api.security import TokenService
 from myapp.api.throttle import LoginThrottle
@@ -34,3 +35,24 @@ def state() -> AppState:
 
 def db() -> DAL:
     return state().db
+
+
+def begin() -> None:
+    """Open this request's transaction (the route decorator does it for every write method)."""
+    if not g.get("tx_open"):
+        dblayer.begin(db())
+        g.tx_open = True
+
+
+def commit() -> None:
+    """Commit this request's transaction; later statements run in autocommit again."""
+    if g.get("tx_open"):
+        g.tx_open = False
+        dblayer.commit(db())
+
+
+def rollback() -> None:
+    """Roll back this request's transaction, if one is open."""
+    if g.get("tx_open"):
+        g.tx_open = False
+        dblayer.rollback(db())

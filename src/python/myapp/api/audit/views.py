@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from myapp.api.audit.schemas import AuditList, AuditOut, AuditQuery
+from myapp.api.listing import sort_order
 from myapp.api.routing import api_route
 from myapp.api.state import db
-from myapp.api.users.service import check_sort
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
 
@@ -40,7 +40,7 @@ def list_audit(query: AuditQuery) -> AuditList:
         condition &= table.object_type == query.object_type
     if query.actor_id:
         condition &= table.actor_id == query.actor_id
-    field, descending = check_sort(query.sort or "-id", SORTABLE)
+    field, descending = sort_order(query.sort, SORTABLE, "-id")
     order = ~table[field] if descending else table[field]
     if field != "id":
         order = order | ~table.id

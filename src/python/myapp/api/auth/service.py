@@ -25,7 +25,7 @@ from myapp.api.security import (
     new_refresh_token,
     verify_password,
 )
-from myapp.api.state import db, state
+from myapp.api.state import commit, db, rollback, state
 from myapp.api.users.service import normalize_email, to_out
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def login(email: str, password: str) -> TokenOut:
             actor_id=user.id if user else None,
             actor_email=email,
         )
-        d.commit()
+        commit()
         raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
     st.throttle.success(keys[0])
     if needs_rehash(user.password_hash, st.config.bcrypt_rounds):
@@ -99,7 +99,7 @@ def login(email: str, password: str) -> TokenOut:
         d(d.app_user.id == user.id).update(password_hash=new_hash)
     result = _issue(user, new_family_id())
     record("auth.login", "user", user.id, actor_id=user.id, actor_email=user.email)
-    d.commit()
+    commit()
     LOGINS.labels("success").inc()
     return result
 
@@ -126,19 +126,19 @@ def refresh(token: str) -> TokenOut:
             {"user_id": row.user_id},
             actor_id=row.user_id,
         )
-        d.commit()
+        commit()
         log.warning("refresh token reuse: session %s revoked", row.family_id)
         raise invalid_token("Refresh token already used; the session has been revoked")
     if row.expires_at <= now:
-        d.rollback()
+        rollback()
         raise invalid_token("Refresh token expired; log in again")
     user = d.app_user(row.user_id)
     if user is None or not user.active or user.token_version != row.token_version:
         d(rt.family_id == row.family_id).update(revoked=True)
-        d.commit()
+        commit()
         raise invalid_token("Session no longer valid; log in again")
     result = _issue(user, row.family_id, row.id)
-    d.commit()
+    commit()
     return result
 
 
@@ -155,7 +155,7 @@ def logout(user_id: int, session_id: str, token: str | None) -> None:
         if family is not None:
             d(rt.family_id == family.family_id).update(revoked=True)
     record("auth.logout", "session", session_id)
-    d.commit()
+    commit()
 
 
 def change_password(user: Row, current: str, new: str) -> TokenOut:
@@ -183,5 +183,5 @@ def change_password(user: Row, current: str, new: str) -> TokenOut:
     d(d.refresh_token.user_id == user.id).update(revoked=True)
     record("auth.password_change", "user", user.id)
     result = _issue(d.app_user(user.id), new_family_id())
-    d.commit()
+    commit()
     return result

@@ -16,7 +16,7 @@ from myapp.api.audit.service import record
 from myapp.api.db import integrity_errors, utcnow
 from myapp.api.errors import ApiError, not_found, validation_error
 from myapp.api.rules.schemas import RuleOut
-from myapp.api.state import db, state
+from myapp.api.state import db, rollback, state
 
 SORTABLE = (
     "id",
@@ -141,7 +141,7 @@ def create_rule(data: dict[str, Any], actor: str) -> Row:
             sync_error=None,
         )
     except integrity_errors(d):
-        d.rollback()
+        rollback()
         raise _duplicate(key) from None
     row = d.fw_rule(rule_id)
     record("rule.create", "rule", rule_id, {k: data.get(k) for k in FIELDS})
@@ -217,10 +217,10 @@ def update_rule(
             sync_error=None,
         )
     except integrity_errors(d):
-        d.rollback()
+        rollback()
         raise _duplicate(key, exclude=rule_id) from None
     if updated != 1:
-        d.rollback()
+        rollback()
         current = d.fw_rule(rule_id)
         if current is None:
             raise not_found(f"Rule {rule_id}")
@@ -240,7 +240,7 @@ def delete_rule(rule_id: int, if_match: str | None) -> None:
             raise _stale(row, source, expected)
         query &= d.fw_rule.revision == expected
     if d(query).delete() != 1:
-        d.rollback()
+        rollback()
         current = d.fw_rule(rule_id)
         if current is None:
             raise not_found(f"Rule {rule_id}")

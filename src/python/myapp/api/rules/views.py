@@ -7,11 +7,11 @@ from flask import Blueprint, request
 from myapp.api.auth.principal import current_principal
 from myapp.api.errors import validation_error
 from myapp.api.fastpath.sync import notify_rule_changed, notify_rule_deleted
+from myapp.api.listing import fetch_page
 from myapp.api.routing import Reply, api_route
 from myapp.api.rules import service
 from myapp.api.rules.schemas import RuleCreate, RuleList, RuleOut, RulePatch, RulePut, RuleQuery
-from myapp.api.state import db
-from myapp.api.users.service import check_sort
+from myapp.api.state import commit, db
 
 bp = Blueprint("rules", __name__, url_prefix="/api/v1/rules")
 
@@ -37,15 +37,9 @@ def list_rules(query: RuleQuery) -> RuleList:
         value = getattr(query, name)
         if value is not None:
             condition &= table[name] == value
-    field, descending = check_sort(query.sort, service.SORTABLE)
-    order = ~table[field] if descending else table[field]
-    if field != "id":
-        order = order | table.id
-    total = d(condition).count()
-    start = (query.page - 1) * query.per_page
-    rows = d(condition).select(orderby=order, limitby=(start, start + query.per_page))
+    items, total = fetch_page(table, condition, query, RuleOut, service.SORTABLE)
     return RuleList(
-        items=[service.to_out(row) for row in rows],
+        items=items,
         total=total,
         page=query.page,
         per_page=query.per_page,
@@ -65,7 +59,7 @@ def list_rules(query: RuleQuery) -> RuleList:
 )
 def create_rule(body: RuleCreate) -> Reply:
     row = service.create_rule(body.model_dump(), current_principal().email)
-    db().commit()
+    commit()
     notify_rule_changed(row.as_dict())
     return Reply(
         service.to_out(row), 201, {"ETag": service.etag(row), "Location": f"/api/v1/rules/{row.id}"}
@@ -103,7 +97,7 @@ def put_rule(rule_id: int, body: RulePut) -> Reply:
     row = service.update_rule(
         rule_id, changes, expected, source, current_principal().email, full=True
     )
-    db().commit()
+    commit()
     notify_rule_changed(row.as_dict())
     return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
 
@@ -133,7 +127,7 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
     row = service.update_rule(
         rule_id, changes, expected, source, current_principal().email, full=False
     )
-    db().commit()
+    commit()
     notify_rule_changed(row.as_dict())
     return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
 
@@ -150,5 +144,5 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
 )
 def delete_rule(rule_id: int) -> None:
     service.delete_rule(rule_id, request.headers.get("If-Match"))
-    db().commit()
+    commit()
     notify_rule_deleted(rule_id)

@@ -8,9 +8,9 @@ from pydal.objects import Row
 
 from myapp.api.audit.service import record
 from myapp.api.db import integrity_errors, utcnow
-from myapp.api.errors import ApiError, not_found, validation_error
+from myapp.api.errors import ApiError, not_found
 from myapp.api.security import hash_password
-from myapp.api.state import db, state
+from myapp.api.state import db, rollback, state
 from myapp.api.users.schemas import UserOut
 
 SORTABLE = ("id", "email", "full_name", "role", "active", "created_at", "updated_at")
@@ -57,7 +57,7 @@ def create_user(
             updated_at=now,
         )
     except integrity_errors(d):
-        d.rollback()
+        rollback()
         raise duplicate(email) from None
     if audit:
         record("user.create", "user", user_id, {"email": email, "role": role, "active": active})
@@ -116,7 +116,7 @@ def update_user(user: Row, changes: dict[str, Any]) -> Row:
     try:
         d(d.app_user.id == user.id).update(**fields)
     except integrity_errors(d):
-        d.rollback()
+        rollback()
         raise duplicate(fields.get("email", user.email)) from None
     logged = {k: v for k, v in fields.items() if k not in ("password_hash", "updated_at")}
     if "password_hash" in fields:
@@ -133,15 +133,3 @@ def delete_user(user: Row) -> None:
     d(d.refresh_token.user_id == user.id).delete()
     d(d.app_user.id == user.id).delete()
     record("user.delete", "user", user.id, {"email": user.email})
-
-
-def check_sort(sort: str | None, allowed: tuple[str, ...]) -> tuple[str, bool]:
-    """(field, descending) from a ``sort`` parameter; 422 naming the allowed fields."""
-    if not sort:
-        return "id", False
-    name = sort.lstrip("-")
-    if name not in allowed:
-        raise validation_error(
-            {"sort": f"Sort by one of: {', '.join(allowed)} (prefix '-' for descending)"}
-        )
-    return name, sort.startswith("-")

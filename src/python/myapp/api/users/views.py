@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from myapp.api.listing import fetch_page
 from myapp.api.routing import Reply, api_route
-from myapp.api.state import db
+from myapp.api.state import commit, db
 from myapp.api.users import service
 from myapp.api.users.schemas import UserCreate, UserList, UserOut, UserPatch, UserPut, UserQuery
 
@@ -33,15 +34,9 @@ def list_users(query: UserQuery) -> UserList:
         condition &= table.role == query.role
     if query.active is not None:
         condition &= table.active == query.active
-    field, descending = service.check_sort(query.sort, service.SORTABLE)
-    order = ~table[field] if descending else table[field]
-    if field != "id":
-        order = order | table.id
-    total = d(condition).count()
-    start = (query.page - 1) * query.per_page
-    rows = d(condition).select(orderby=order, limitby=(start, start + query.per_page))
+    items, total = fetch_page(table, condition, query, UserOut, service.SORTABLE)
     return UserList(
-        items=[service.to_out(row) for row in rows],
+        items=items,
         total=total,
         page=query.page,
         per_page=query.per_page,
@@ -61,7 +56,7 @@ def list_users(query: UserQuery) -> UserList:
 )
 def create_user(body: UserCreate) -> Reply:
     user = service.create_user(body.email, body.password, body.full_name, body.role, body.active)
-    db().commit()
+    commit()
     return Reply(service.to_out(user), 201, {"Location": f"/api/v1/users/{user.id}"})
 
 
@@ -90,7 +85,7 @@ def get_user(user_id: int) -> UserOut:
 )
 def put_user(user_id: int, body: UserPut) -> UserOut:
     user = service.update_user(service.get_user(user_id), body.model_dump())
-    db().commit()
+    commit()
     return service.to_out(user)
 
 
@@ -106,7 +101,7 @@ def put_user(user_id: int, body: UserPut) -> UserOut:
 )
 def patch_user(user_id: int, body: UserPatch) -> UserOut:
     user = service.update_user(service.get_user(user_id), body.model_dump(exclude_unset=True))
-    db().commit()
+    commit()
     return service.to_out(user)
 
 
@@ -121,4 +116,4 @@ def patch_user(user_id: int, body: UserPatch) -> UserOut:
 )
 def delete_user(user_id: int) -> None:
     service.delete_user(service.get_user(user_id))
-    db().commit()
+    commit()

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""make bench-api: the production API server (gunicorn, 2 workers) on a fresh PostgreSQL database.
+
+Loads 100 users and 100 rules through the API, then drives it with `wrk` (a separate process)
+for 10 s per endpoint: GET /api/v1/users?per_page=100, GET /api/v1/auth/me, GET /healthz at 32
+connections and POST /api/v1/auth/login at 2. Prints requests/s, p50 and p99 per endpoint and the
+RSS of each gunicorn worker. Standard library only (runs on the system python3).
+
+Environment: BENCH_PEX (default dist/src.python.myapp.api/api.pex, built by `make bench-api`),
+TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432), BENCH_DURATION (default 10s),
+BENCH_CONNECTIONS (default 32), WEB_CONCURRENCY / GUNICORN_THREADS (server settings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "bench-admin-" + uuid.uuid4().hex[:12]
+USER_PASSWORD = "bench-user-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local URL
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def psql(server: str, sql: str) -> None:
+    parts = urlsplit(server)
+    env = {**os.environ, "PGPASSWORD": parts.password or ""}
+    subprocess.run(
+        ["psql", "-X", "-q", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+         "-U", parts.username or "postgres", "-d", "postgres", "-c", sql],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+
+
+def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua: str | None = None):
+    threads = min(2, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "--timeout", "10s"]
+    for key, value in headers.items():
+        cmd += ["-H", f"{key}: {value}"]
+    if lua:
+        cmd += ["-s", lua]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {m.group(1): m.group(2) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p50": lat.get("50", "?"),
+        "p99": lat.get("99", "?"),
+        "requests": int(total.group(1)) if total else 0,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def to_ms(text: str) -> float:
+    value = float(re.match(r"[\d.]+", text).group(0))
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[re.search(r"[a-z]+$", text).group(0)]
+
+
+def worker_rss(master_pid: int) -> list[tuple[int, float]]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=,rss=", "--ppid", str(master_pid)], capture_output=True, text=True
+    ).stdout
+    return [(int(p), int(r) / 1024) for p, r in (line.split() for line in out.splitlines())]
+
+
+def main() -> int:
+    pex = Path(os.environ.get("BENCH_PEX", ROOT / "dist/src.python.myapp.api/api.pex"))
+    if not pex.exists():
+        sys.exit(f"bench-api: {pex} not found; build it with ./pants package src/python/myapp/api:api")
+    for tool in ("wrk", "psql"):
+        if not shutil.which(tool):
+            sys.exit(f"bench-api: '{tool}' not found (scripts/setup.sh installs it)")
+    server_url = os.environ.get("TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432"
+    duration = os.environ.get("BENCH_DURATION", "10s")
+    connections = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+    db_name = f"myapp_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    tmp = Path(tempfile.mkdtemp(prefix="myapp-bench-"))
+    psql(server_url, f'CREATE DATABASE "{db_name}"')
+    parts = urlsplit(server_url)
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "DATABASE_URL": urlunsplit((parts.scheme, parts.netloc, f"/{db_name}", "", "")),
+        "DATA_DIR": str(tmp / "data"),
+        "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "BCRYPT_ROUNDS": "12",
+        "API_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
+        "PEX_ROOT": str(Path.home() / ".pex"),
+    }
+    log_path = tmp / "server.log"
+    print(f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers) on {base}, PostgreSQL database "
+          f"{db_name}; request log (JSON, production) -> {log_path}")
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, str(pex)], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if call(base, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"bench-api: server did not start; see {log_path}")
+            time.sleep(0.2)
+        status, body = call(base, "POST", "/api/v1/auth/login",
+                            {"email": "admin@example.com", "password": ADMIN_PASSWORD})
+        assert status == 200, body
+        token = body["access_token"]
+
+        started = time.monotonic()
+
+        def add_user(index: int) -> int:
+            return call(base, "POST", "/api/v1/users", {
+                "email": f"bench-user-{index:03d}@example.com", "password": USER_PASSWORD,
+                "full_name": f"Bench User {index}", "role": ("viewer", "maintainer")[index % 2],
+            }, token)[0]
+
+        def add_rule(index: int) -> int:
+            return call(base, "POST", "/api/v1/rules", {
+                "name": f"bench rule {index}", "source_cidr": f"10.{index}.0.0/16",
+                "protocol": "tcp", "dst_port_min": 1000 + index, "action": "drop",
+            }, token)[0]
+
+        with ThreadPoolExecutor(4) as pool:
+            users = list(pool.map(add_user, range(99)))  # + the admin = 100 users
+            rules = list(pool.map(add_rule, range(100)))
+        if set(users) != {201} or set(rules) != {201}:
+            sys.exit(f"bench-api: loading failed: users {set(users)}, rules {set(rules)}")
+        print(f"bench-api: loaded 100 users and 100 rules in {time.monotonic() - started:.1f} s")
+
+        auth = {"Authorization": f"Bearer {token}"}
+        lua = tmp / "login.lua"
+        lua.write_text(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.body = \'{{"email": "bench-user-001@example.com", "password": "{USER_PASSWORD}"}}\'\n'
+        )
+        cases = [
+            ("GET /api/v1/users?per_page=100", f"{base}/api/v1/users?per_page=100", connections, auth, None),
+            ("GET /api/v1/auth/me", f"{base}/api/v1/auth/me", connections, auth, None),
+            ("GET /healthz", f"{base}/healthz", connections, {}, None),
+            ("POST /api/v1/auth/login", f"{base}/api/v1/auth/login", 2, {}, str(lua)),
+        ]
+        results = []
+        for name, url, conns, headers, script in cases:
+            result = wrk(url, conns, duration, headers, script)
+            results.append((name, conns, result))
+            print(f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  p50 {result['p50']:>8s}  "
+                  f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}")
+        rss = worker_rss(server.pid)
+        print("\nbench-api results (wrk, {} each; {} workers, gthread):".format(
+            duration, env["WEB_CONCURRENCY"]))
+        print(f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s}")
+        for name, conns, r in results:
+            print(f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
+                  f"{to_ms(r['p99']):8.2f} {r['non2xx']:8d}")
+        for pid, mib in rss:
+            print(f"  worker pid {pid}: RSS {mib:.1f} MiB")
+        print("  targets: users list >= 500 req/s, /auth/me >= 2000 req/s, p99 < 100 ms at 32 "
+              "connections, < 120 MiB per worker")
+        return 0
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        psql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
