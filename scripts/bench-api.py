@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "bench-admin-" + uuid.uuid4().hex[:12]
-USER_PASSWORD = "bench-user-password"
+USER_PASSWORD = "bench-user-password"  # noqa: S105 - throw-away bench accounts
 
 
 def free_port() -> int:
@@ -59,21 +59,47 @@ def psql(server: str, sql: str) -> None:
     parts = urlsplit(server)
     env = {**os.environ, "PGPASSWORD": parts.password or ""}
     subprocess.run(
-        ["psql", "-X", "-q", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-         "-U", parts.username or "postgres", "-d", "postgres", "-c", sql],
-        check=True, env=env, stdout=subprocess.DEVNULL,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-h",
+            parts.hostname or "127.0.0.1",
+            "-p",
+            str(parts.port or 5432),
+            "-U",
+            parts.username or "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
 
 
 def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua: str | None = None):
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", "--timeout", "10s"]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     for key, value in headers.items():
         cmd += ["-H", f"{key}: {value}"]
     if lua:
         cmd += ["-s", lua]
     out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        sys.exit(f"bench-api: unexpected wrk output:\n{out}")
+    rps = float(found.group(1))
     lat = {m.group(1): m.group(2) for m in re.finditer(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = re.search(r"(\d+) requests in", out)
@@ -89,8 +115,11 @@ def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua:
 
 
 def to_ms(text: str) -> float:
-    value = float(re.match(r"[\d.]+", text).group(0))
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[re.search(r"[a-z]+$", text).group(0)]
+    """wrk's "1.23ms" / "456.00us" / "1.10s" in milliseconds (nan when unparsable)."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if found is None:
+        return float("nan")
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
 def worker_rss(master_pid: int) -> list[tuple[int, float]]:
@@ -103,7 +132,9 @@ def worker_rss(master_pid: int) -> list[tuple[int, float]]:
 def main() -> int:
     pex = Path(os.environ.get("BENCH_PEX", ROOT / "dist/src.python.myapp.api/api.pex"))
     if not pex.exists():
-        sys.exit(f"bench-api: {pex} not found; build it with ./pants package src/python/myapp/api:api")
+        sys.exit(
+            f"bench-api: {pex} not found; build it with ./pants package src/python/myapp/api:api"
+        )
     for tool in ("wrk", "psql"):
         if not shutil.which(tool):
             sys.exit(f"bench-api: '{tool}' not found (scripts/setup.sh installs it)")
@@ -129,8 +160,10 @@ def main() -> int:
         "PEX_ROOT": str(Path.home() / ".pex"),
     }
     log_path = tmp / "server.log"
-    print(f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers) on {base}, PostgreSQL database "
-          f"{db_name}; request log (JSON, production) -> {log_path}")
+    print(
+        f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers) on {base}, PostgreSQL database "
+        f"{db_name}; request log (JSON, production) -> {log_path}"
+    )
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, str(pex)], env=env, stdout=log, stderr=log)
     try:
@@ -144,24 +177,46 @@ def main() -> int:
             if server.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"bench-api: server did not start; see {log_path}")
             time.sleep(0.2)
-        status, body = call(base, "POST", "/api/v1/auth/login",
-                            {"email": "admin@example.com", "password": ADMIN_PASSWORD})
-        assert status == 200, body
+        status, body = call(
+            base,
+            "POST",
+            "/api/v1/auth/login",
+            {"email": "admin@example.com", "password": ADMIN_PASSWORD},
+        )
+        if status != 200:
+            sys.exit(f"bench-api: admin login failed: {status} {body}")
         token = body["access_token"]
 
         started = time.monotonic()
 
         def add_user(index: int) -> int:
-            return call(base, "POST", "/api/v1/users", {
-                "email": f"bench-user-{index:03d}@example.com", "password": USER_PASSWORD,
-                "full_name": f"Bench User {index}", "role": ("viewer", "maintainer")[index % 2],
-            }, token)[0]
+            return call(
+                base,
+                "POST",
+                "/api/v1/users",
+                {
+                    "email": f"bench-user-{index:03d}@example.com",
+                    "password": USER_PASSWORD,
+                    "full_name": f"Bench User {index}",
+                    "role": ("viewer", "maintainer")[index % 2],
+                },
+                token,
+            )[0]
 
         def add_rule(index: int) -> int:
-            return call(base, "POST", "/api/v1/rules", {
-                "name": f"bench rule {index}", "source_cidr": f"10.{index}.0.0/16",
-                "protocol": "tcp", "dst_port_min": 1000 + index, "action": "drop",
-            }, token)[0]
+            return call(
+                base,
+                "POST",
+                "/api/v1/rules",
+                {
+                    "name": f"bench rule {index}",
+                    "source_cidr": f"10.{index}.0.0/16",
+                    "protocol": "tcp",
+                    "dst_port_min": 1000 + index,
+                    "action": "drop",
+                },
+                token,
+            )[0]
 
         with ThreadPoolExecutor(4) as pool:
             users = list(pool.map(add_user, range(99)))  # + the admin = 100 users
@@ -175,10 +230,18 @@ def main() -> int:
         lua.write_text(
             'wrk.method = "POST"\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.body = \'{{"email": "bench-user-001@example.com", "password": "{USER_PASSWORD}"}}\'\n'
+            "wrk.body = '"
+            + json.dumps({"email": "bench-user-001@example.com", "password": USER_PASSWORD})
+            + "'\n"
         )
         cases = [
-            ("GET /api/v1/users?per_page=100", f"{base}/api/v1/users?per_page=100", connections, auth, None),
+            (
+                "GET /api/v1/users?per_page=100",
+                f"{base}/api/v1/users?per_page=100",
+                connections,
+                auth,
+                None,
+            ),
             ("GET /api/v1/auth/me", f"{base}/api/v1/auth/me", connections, auth, None),
             ("GET /healthz", f"{base}/healthz", connections, {}, None),
             ("POST /api/v1/auth/login", f"{base}/api/v1/auth/login", 2, {}, str(lua)),
@@ -187,19 +250,31 @@ def main() -> int:
         for name, url, conns, headers, script in cases:
             result = wrk(url, conns, duration, headers, script)
             results.append((name, conns, result))
-            print(f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  p50 {result['p50']:>8s}  "
-                  f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}")
+            print(
+                f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  p50 {result['p50']:>8s}  "
+                f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}"
+            )
         rss = worker_rss(server.pid)
-        print("\nbench-api results (wrk, {} each; {} workers, gthread):".format(
-            duration, env["WEB_CONCURRENCY"]))
-        print(f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s}")
+        print(
+            "\nbench-api results (wrk, {} each; {} workers, gthread):".format(
+                duration, env["WEB_CONCURRENCY"]
+            )
+        )
+        print(
+            f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
+            f"{'non-2xx':>8s}"
+        )
         for name, conns, r in results:
-            print(f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
-                  f"{to_ms(r['p99']):8.2f} {r['non2xx']:8d}")
+            print(
+                f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
+                f"{to_ms(r['p99']):8.2f} {r['non2xx']:8d}"
+            )
         for pid, mib in rss:
             print(f"  worker pid {pid}: RSS {mib:.1f} MiB")
-        print("  targets: users list >= 500 req/s, /auth/me >= 2000 req/s, p99 < 100 ms at 32 "
-              "connections, < 120 MiB per worker")
+        print(
+            "  targets: users list >= 500 req/s, /auth/me >= 2000 req/s, p99 < 100 ms at 32 "
+            "connections, < 120 MiB per worker"
+        )
         return 0
     finally:
         server.send_signal(signal.SIGTERM)
