@@ -64,3 +64,12 @@ smoke-test: setup ## Start the API PEX on SQLite in a temp dir; check health, lo
 bench-api: setup ## API figures: gunicorn (2 workers) on PostgreSQL, wrk on users list, /auth/me, /healthz, login
 	$(PANTS) package src/python/myapp/api:api
 	python3 scripts/bench-api.py
+
+# --- Fast path (src/bpf, src/python/myapp/fastpath) ------------------------------------------
+.PHONY: run-fastpath
+run-fastpath: setup ## Run the fast-path agent (root; FASTPATH_INTERFACES=eth0 make run-fastpath)
+	$(PANTS) run src/python/myapp/fastpath:fastpath
+
+.PHONY: bench-fastpath
+bench-fastpath: setup ## Fast-path figures: test-run ns/packet vs xdp-filter, veth pps vs nftables, AF_XDP drain
+	$(PANTS) run tests/python/fastpath_bench/bench.py

@@ -10,9 +10,10 @@
  * written under another layout instead of misreading them. */
 #define FP_LAYOUT_VERSION 1
 
-/* Capacities; override with -D at build time. */
+/* Capacities; override with -D at build time. Sized for 100,000+ prefixes in each family;
+ * fp_rule_counters costs 16 bytes x possible CPUs per rule slot. */
 #ifndef FP_MAX_RULES
-#define FP_MAX_RULES 131072
+#define FP_MAX_RULES 262144
 #endif
 #ifndef FP_LPM_V4_ENTRIES
 #define FP_LPM_V4_ENTRIES 262144

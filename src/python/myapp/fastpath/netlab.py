@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -133,8 +132,11 @@ class VethLab:
 
     def mac(self, side: str) -> bytes:
         ns, ifname = (self.rx_ns, self.rx_if) if side == "rx" else (self.tx_ns, self.tx_if)
-        text = run_in_netns(ns, lambda: Path(f"/sys/class/net/{ifname}/address").read_text())
-        return bytes.fromhex(text.strip().replace(":", ""))
+        # sysfs shows the netns it was mounted in, not the thread's: ask netlink.
+        with NetNS(ns) if ns is not None else IPRoute() as ipr:
+            link = ipr.link("get", index=ipr.link_lookup(ifname=ifname)[0])[0]
+            text = link.get_attr("IFLA_ADDRESS")
+        return bytes.fromhex(text.replace(":", ""))
 
     def close(self) -> None:
         # Deleting either end deletes the pair; removing a netns deletes what is left in it.

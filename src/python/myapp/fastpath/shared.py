@@ -16,7 +16,7 @@ RULE_NAME_LEN = 64
 RULE_PORTS = 1 << 0
 
 # Default capacities (the header's #ifndef values).
-MAX_RULES = 131072
+MAX_RULES = 262144
 LPM_V4_ENTRIES = 262144
 LPM_V6_ENTRIES = 262144
 RATE_ENTRIES = 65536
