@@ -50,6 +50,18 @@ run-webui: setup ## Run the WebUI on :3000 (built by Pants; /api -> API_URL, def
 	$(PANTS) package src/js/webui:webui
 	API_URL=$${API_URL:-http://127.0.0.1:5000} node dist/bundle/server/main.mjs
 
+# Screenshots of the WebUI end-to-end tests (also when `make test` runs them).
+export WEBUI_E2E_ARTIFACTS ?= $(CURDIR)/dist/test-artifacts/webui
+
+.PHONY: test-e2e
+test-e2e: setup ## WebUI end-to-end tests: real API + Express + Chromium (screenshots: dist/test-artifacts/webui)
+	$(PANTS) test --force src/js/webui:e2e
+
+.PHONY: webui-openapi
+webui-openapi: setup ## Refresh src/js/webui/openapi.json from the API (after an API change; e2e fails on drift)
+	$(PANTS) package src/python/myapp/api:api-dev
+	node src/js/webui/scripts/update-openapi.mjs dist/src.python.myapp.api/api-dev.pex
+
 # --- API (src/python/myapp/api) -------------------------------------------------------------
 .PHONY: seed-mock-data
 seed-mock-data: setup ## Add demo users (each role), rules and audit entries to the dev database (idempotent)

@@ -1,0 +1,392 @@
+// The WebUI end to end: real API + real Express server + real Chromium, one fresh database.
+// Tests run in file order; see vitest.e2e.config.ts.
+import fs from "node:fs";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  ACCESS_TOKEN_TTL,
+  ADMIN,
+  ApiAs,
+  artifactsDir,
+  launchBrowser,
+  missingPrerequisite,
+  type Service,
+  startApi,
+  startWebui,
+  tempDir,
+} from "./harness";
+
+type Role = "admin" | "maintainer" | "viewer";
+const PASSWORD = "e2e-password-123";
+
+const missing = missingPrerequisite();
+const ci = process.env.CI === "true" || process.env.CI === "1";
+
+if (missing && ci) {
+  describe("WebUI end-to-end", () => {
+    it("has what it needs under CI", () => {
+      throw new Error(`cannot run the end-to-end tests: ${missing}`);
+    });
+  });
+} else if (missing) {
+  describe.skip(`WebUI end-to-end (skipped: ${missing})`, () => {
+    it("needs its prerequisites", () => undefined);
+  });
+  console.warn(`SKIPPED WebUI end-to-end tests: ${missing}`);
+} else {
+  suite();
+}
+
+
+function suite() {
+  const run = randomUUID().slice(0, 8);
+  const people: Record<Role, { email: string; password: string }> = {
+    admin: ADMIN,
+    maintainer: { email: `maintainer-${run}@example.com`, password: PASSWORD },
+    viewer: { email: `viewer-${run}@example.com`, password: PASSWORD },
+  };
+  let dataDir: string;
+  let api: Service;
+  let webui: Service;
+  let browser: Browser;
+  let admin: ApiAs;
+  let shots: string;
+  // Signed in at the start; used at the end, once its access token has expired.
+  let early: { context: BrowserContext; page: Page; at: number; seen: string[] };
+
+  const openPages = new Set<Page>();
+
+  async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
+    const context = await browser.newContext({ baseURL: webui.url, viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    openPages.add(page);
+    context.on("page", (p) => openPages.add(p));
+    return { context, page };
+  }
+
+  async function signIn(page: Page, who: { email: string; password: string }, at = "/"): Promise<void> {
+    await page.goto(at);
+    await page.getByLabel("Email").fill(who.email);
+    await page.getByLabel("Password").fill(who.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("navigation", { name: "Main" }).waitFor();
+  }
+
+  async function shot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  }
+
+  beforeAll(async () => {
+    shots = artifactsDir();
+    dataDir = tempDir("webui-e2e-api");
+    api = await startApi(dataDir);
+    webui = await startWebui(api.url);
+    browser = await launchBrowser();
+    admin = await ApiAs.login(api.url, ADMIN.email, ADMIN.password);
+    for (const role of ["maintainer", "viewer"] as const) {
+      const res = await admin.call("POST", "/users", {
+        email: people[role].email,
+        password: PASSWORD,
+        full_name: `E2E ${role}`,
+        role,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+    }
+    early = { ...(await newPage()), at: 0, seen: [] };
+    early.page.on("response", (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith("/api/")) early.seen.push(`${r.request().method()} ${u.pathname} ${r.status()}`);
+    });
+    await signIn(early.page, people.viewer);
+    early.at = Date.now();
+  });
+
+  // A failing test leaves a picture of every page it had open.
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === "fail") {
+      let i = 0;
+      for (const page of openPages) {
+        if (!page.isClosed()) {
+          const name = `FAILED-${ctx.task.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60)}-${i++}`;
+          await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true }).catch(() => undefined);
+        }
+      }
+    }
+    for (const page of openPages) if (page.isClosed()) openPages.delete(page);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await webui?.stop();
+    await api?.stop();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    console.log(`WebUI e2e screenshots: ${shots}`);
+  });
+
+  it("uses a client generated from the OpenAPI document the API serves (no drift)", async () => {
+    const served = await (await fetch(`${api.url}/api/v1/openapi.json`)).json();
+    const committed = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "..", "openapi.json"), "utf8"));
+    expect(committed, "openapi.json is stale: fetch /api/v1/openapi.json from the API and commit it").toEqual(served);
+  });
+
+  const expectedNav: Record<Role, { shown: string[]; hidden: string[] }> = {
+    admin: { shown: ["Dashboard", "Rules", "Users", "Audit log", "Profile"], hidden: [] },
+    maintainer: { shown: ["Dashboard", "Rules", "Profile"], hidden: ["Users", "Audit log"] },
+    viewer: { shown: ["Dashboard", "Rules", "Profile"], hidden: ["Users", "Audit log"] },
+  };
+
+  for (const role of ["admin", "maintainer", "viewer"] as const) {
+    it(`${role}: signs in, sees their pages only, keeps no token in script reach, signs out`, async () => {
+      const { context, page } = await newPage();
+      try {
+        await signIn(page, people[role]);
+        await expect.poll(() => page.getByTestId("current-user").textContent()).toContain(role);
+        const nav = page.getByRole("navigation", { name: "Main" });
+        for (const name of expectedNav[role].shown) {
+          expect(await nav.getByRole("link", { name, exact: true }).count(), name).toBe(1);
+        }
+        for (const name of expectedNav[role].hidden) {
+          expect(await nav.getByRole("link", { name, exact: true }).count(), name).toBe(0);
+        }
+        await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+        await shot(page, `${role}-dashboard`);
+        for (const name of expectedNav[role].shown.filter((n) => n !== "Dashboard")) {
+          await nav.getByRole("link", { name, exact: true }).click();
+          await page.getByRole("heading", { name, level: 1 }).waitFor();
+          await page.locator('[role="status"]').filter({ hasText: /Loading/ }).waitFor({ state: "detached" });
+          await shot(page, `${role}-${name.toLowerCase().replace(/ /g, "-")}`);
+        }
+
+        // The refresh token is only in an HttpOnly cookie; nothing token-like in web storage.
+        const cookies = await context.cookies();
+        const session = cookies.find((c) => c.name === "myapp_refresh");
+        expect(session?.httpOnly).toBe(true);
+        expect(session?.sameSite).toBe("Strict");
+        expect(session?.path).toBe("/api/v1/auth");
+        const storage = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }) + document.cookie);
+        expect(storage).not.toMatch(/eyJ|refresh|access_token/);
+
+        // A reload resumes the session through the cookie.
+        await page.reload();
+        await page.getByRole("navigation", { name: "Main" }).waitFor();
+
+        await page.getByRole("button", { name: "Sign out" }).click();
+        await page.getByText("You have signed out.").waitFor();
+        expect((await context.cookies()).find((c) => c.name === "myapp_refresh")).toBeUndefined();
+        await page.reload();
+        await page.getByRole("button", { name: "Sign in" }).waitFor();
+      } finally {
+        await context.close();
+      }
+    });
+  }
+
+  it("viewer: no write controls, no admin pages, and the API refuses writes anyway", async () => {
+    const ruleRes = await admin.call("POST", "/rules", {
+      name: `viewer-visible-${run}`,
+      source_cidr: "198.51.100.0/24",
+      protocol: "any",
+      action: "drop",
+    });
+    expect(ruleRes.status).toBe(201);
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.viewer, "/rules");
+      await page.getByText(`viewer-visible-${run}`).waitFor();
+      expect(await page.getByRole("button", { name: /new rule|edit|delete/i }).count()).toBe(0);
+      await page.goto("/users");
+      await page.getByRole("heading", { name: "Page not found" }).waitFor();
+      await page.goto("/audit");
+      await page.getByRole("heading", { name: "Page not found" }).waitFor();
+      const viewer = await ApiAs.login(api.url, people.viewer.email, people.viewer.password);
+      const write = await viewer.call("POST", "/rules", { name: "x", source_cidr: "192.0.2.0/24", action: "drop" });
+      expect(write.status).toBe(403);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("maintainer: edits rules but has no user management", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.maintainer, "/users");
+      await page.getByRole("heading", { name: "Page not found" }).waitFor();
+      await page.getByRole("link", { name: "Rules", exact: true }).click();
+      await page.getByRole("button", { name: "New rule" }).waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("admin: creates, edits and deletes a user", async () => {
+    const email = `person-${run}@example.com`;
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.admin, "/users");
+      await page.getByRole("button", { name: "New user" }).click();
+      const form = page.getByRole("form", { name: "New user" });
+      await form.getByLabel("Email").fill(email);
+      await form.getByLabel("Full name").fill("Person Under Test");
+      await form.getByLabel("Password").fill("short");
+      await form.getByText("Use at least 12 characters (5 so far)").waitFor();
+      await form.getByLabel("Password").fill("long-enough-password");
+      await form.getByLabel("Role").selectOption("viewer");
+      await shot(page, "admin-users-create");
+      await form.getByRole("button", { name: "Create user" }).click();
+      await page.getByText(`User ${email} created.`).waitFor();
+
+      // The same email again: the API's 409 appears next to the email field, input kept.
+      await page.getByRole("button", { name: "New user" }).click();
+      const again = page.getByRole("form", { name: "New user" });
+      await again.getByLabel("Email").fill(email.toUpperCase());
+      await again.getByLabel("Full name").fill("Duplicate");
+      await again.getByLabel("Password").fill("long-enough-password");
+      await again.getByRole("button", { name: "Create user" }).click();
+      await again.getByText(/already exists/).first().waitFor();
+      expect(await again.getByLabel("Full name").inputValue()).toBe("Duplicate");
+      await again.getByRole("button", { name: "Cancel" }).click();
+
+      await page.getByLabel("Search users").fill(`person-${run}`);
+      await page.getByRole("cell", { name: email, exact: true }).waitFor();
+      await page.getByRole("button", { name: `Edit ${email}` }).click();
+      const edit = page.getByRole("form", { name: `Edit ${email}` });
+      await edit.getByLabel("Role").selectOption("maintainer");
+      await edit.getByLabel("Active").uncheck();
+      await edit.getByRole("button", { name: "Save" }).click();
+      await page.getByText(`User ${email} saved.`).waitFor();
+      const list = await admin.call("GET", `/users?q=${encodeURIComponent(email)}`);
+      expect(list.body.items).toHaveLength(1);
+      expect(list.body.items[0]).toMatchObject({ email, role: "maintainer", active: false });
+
+      await page.getByRole("button", { name: `Delete ${email}` }).click();
+      const dialog = page.getByRole("dialog");
+      await shot(page, "admin-users-delete-confirm");
+      await dialog.getByRole("button", { name: "Delete user" }).click();
+      await page.getByText(`User ${email} deleted.`).waitFor();
+      const after = await admin.call("GET", `/users?q=${encodeURIComponent(email)}`);
+      expect(after.body.total).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("maintainer: creates a rule, and a stale edit from a second tab shows the conflict", async () => {
+    const name = `conflict-${run}`;
+    const { context, page: tab1 } = await newPage();
+    try {
+      await signIn(tab1, people.maintainer, "/rules");
+      await tab1.getByRole("button", { name: "New rule" }).click();
+      const create = tab1.getByRole("form", { name: "New rule" });
+      await create.getByLabel("Name").fill(name);
+      await create.getByLabel("Source network").fill("203.0.113.0/33");
+      await create.getByText("An IPv4 prefix is 0..32").waitFor();
+      await create.getByLabel("Source network").fill("203.0.113.0/24");
+      await create.getByLabel("Protocol").selectOption("tcp");
+      await create.getByLabel("First port").fill("443");
+      await create.getByLabel("Action").selectOption("rate_limit");
+      await create.getByLabel("Packets per second").fill("1000");
+      await create.getByRole("button", { name: "Create rule" }).click();
+      await tab1.getByText(`Rule “${name}” saved (revision 1).`).waitFor();
+
+      // Second tab of the same browser session.
+      const tab2 = await context.newPage();
+      await tab2.goto("/rules");
+      await tab2.getByRole("button", { name: `Edit ${name}` }).click();
+      const edit2 = tab2.getByRole("form", { name: `Edit rule ${name}` });
+      await edit2.getByLabel("Name").waitFor();
+
+      await tab1.getByRole("button", { name: `Edit ${name}` }).click();
+      const edit1 = tab1.getByRole("form", { name: `Edit rule ${name}` });
+      await edit1.getByLabel("Packets per second").fill("2000");
+      await edit1.getByRole("button", { name: "Save rule" }).click();
+      await tab1.getByText(`Rule “${name}” saved (revision 2).`).waitFor();
+
+      await edit2.getByLabel("Name").fill(`${name}-mine`);
+      await edit2.getByRole("button", { name: "Save rule" }).click();
+      const conflict = edit2.getByRole("region", { name: "Conflict" });
+      await conflict.waitFor();
+      expect(await conflict.textContent()).toContain(`Revision 2 by ${people.maintainer.email}`);
+      expect(await edit2.getByLabel("Name").inputValue()).toBe(`${name}-mine`);
+      await shot(tab2, "maintainer-rules-conflict");
+      await conflict.getByRole("button", { name: "Discard mine, load theirs" }).click();
+      expect(await edit2.getByLabel("Name").inputValue()).toBe(name);
+      expect(await edit2.getByLabel("Packets per second").inputValue()).toBe("2000");
+
+      const rules = await admin.call("GET", `/rules?q=${name}`);
+      expect(rules.body.items[0]).toMatchObject({ name, revision: 2, rate_limit_pps: 2000 });
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("a password change ends the other session", async () => {
+    const who = { email: `pw-${run}@example.com`, password: PASSWORD };
+    expect((await admin.call("POST", "/users", { ...who, full_name: "Password Changer", role: "viewer" })).status).toBe(201);
+    const a = await newPage();
+    const b = await newPage();
+    try {
+      await signIn(a.page, who, "/profile");
+      await signIn(b.page, who, "/rules");
+      await a.page.getByLabel("Current password").fill(who.password);
+      await a.page.getByLabel("New password", { exact: true }).fill("a-brand-new-password");
+      await a.page.getByLabel("Repeat new password").fill("a-brand-new-password");
+      await a.page.getByRole("button", { name: "Change password" }).click();
+      await a.page.getByText("Password changed. Your other sessions have been signed out.").waitFor();
+
+      // B's next request is refused and its refresh token is revoked: back to the login page.
+      await b.page.getByRole("link", { name: "Dashboard", exact: true }).click();
+      await b.page.getByText("Your session has ended. Please sign in again.").waitFor();
+      await b.page.getByRole("button", { name: "Sign in" }).waitFor();
+
+      // A carries on with the fresh session the change handed it.
+      await a.page.getByRole("link", { name: "Rules", exact: true }).click();
+      await a.page.getByRole("heading", { name: "Rules", level: 1 }).waitFor();
+      await a.page.reload();
+      await a.page.getByRole("navigation", { name: "Main" }).waitFor();
+    } finally {
+      await a.context.close();
+      await b.context.close();
+    }
+  });
+
+  it("an expired access token is refreshed silently", async () => {
+    const { page, seen } = early;
+    // The one wait on the clock: the token must really expire (the API's minimum TTL is 30 s, and
+    // it accepts 5 s of clock skew).
+    const remaining = early.at + (ACCESS_TOKEN_TTL + 5 + 3) * 1000 - Date.now();
+    if (remaining > 0) await page.waitForTimeout(remaining);
+    await page.getByRole("link", { name: "Rules", exact: true }).click();
+    await page.getByText(`viewer-visible-${run}`).waitFor();
+    // (The refresh before the sign-in, without a cookie yet, is the expected 401 of a new visitor.)
+    const firstExpired = seen.findIndex((s) => s.endsWith(" 401") && !s.includes("/auth/"));
+    expect(firstExpired, seen.join("\n")).toBeGreaterThan(-1);
+    expect(seen[firstExpired + 1], seen.join("\n")).toBe("POST /api/v1/auth/refresh 200");
+    const retried = seen[firstExpired]!.replace(/ 401$/, " 200");
+    expect(seen.slice(firstExpired + 2), seen.join("\n")).toContain(retried);
+    expect(seen.filter((s) => s.includes("/auth/login"))).toHaveLength(1);
+    expect(page.url()).toBe(`${webui.url}/rules`);
+    await early.context.close();
+  });
+
+  it("the API going away shows an error, not a blank page", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.admin);
+      await api.stop();
+      await page.getByRole("link", { name: "Users", exact: true }).click();
+      await page.getByRole("heading", { name: "Users", level: 1 }).waitFor();
+      await page.getByRole("alert").filter({ hasText: "The API is not reachable." }).first().waitFor();
+      await shot(page, "admin-api-down");
+      await page.reload();
+      await page.getByText(/The API is not reachable/).waitFor();
+      await page.getByRole("button", { name: "Sign in" }).waitFor();
+      const health = await fetch(`${webui.url}/api/v1/auth/me`);
+      expect(health.status).toBe(502);
+      expect((await health.json()).error.code).toBe("api_unavailable");
+    } finally {
+      await context.close();
+    }
+  });
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+// End-to-end: a real API (its PEX on a fresh SQLite file), the real Express server and Debian's
+// Chromium, all started by e2e/harness.ts. One file, run in order: later tests rely on time having
+// passed (token expiry) and the last one stops the API.
+export default defineConfig({
+  test: {
+    environment: "node",
+    include: ["e2e/**/*.e2e.ts"],
+    testTimeout: 90_000,
+    hookTimeout: 180_000,
+    fileParallelism: false,
+    sequence: { concurrent: false, shuffle: false },
+    reporters: ["verbose"],
+  },
+});
