@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -165,8 +166,6 @@ def test_af_xdp_consumer_gets_exactly_the_redirected_share(
         stub.ApplyRules(
             pb.ApplyRulesRequest(rules=[rule(1, f"{src}/32", pb.ACTION_REDIRECT, sample_rate=4)])
         )
-        samples = stub.StreamSamples(pb.StreamSamplesRequest(max_samples=1), timeout=30)
-        time.sleep(0.2)  # let the stream subscribe before the packets arrive
         send(lab, src, 400)
 
         def consumed() -> int:
@@ -179,16 +178,34 @@ def test_af_xdp_consumer_gets_exactly_the_redirected_share(
         assert s.actions["redirect_skip"].packets == 300
         assert (s.xsk[0].slots_total, s.xsk[0].slot_exhausted) == (4096, 0)
         assert drain(receiver) == {src: 300}
-        sample = next(iter(samples))
+
+        # Summaries reach StreamSamples: keep redirecting until the subscribed stream sees one.
+        samples = stub.StreamSamples(pb.StreamSamplesRequest(max_samples=1), timeout=30)
+        stop = threading.Event()
+
+        def feed() -> None:
+            while not stop.wait(0.2):
+                send(lab, src, 4)
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        try:
+            sample = next(iter(samples))
+        finally:
+            stop.set()
+            feeder.join()
         assert (sample.source, sample.destination, sample.destination_port) == (
             src,
             lab.rx_addr,
             PORT,
         )
+        wait_for(
+            lambda: consumed() == stats(stub).actions["redirect"].packets,
+            10,
+            "the consumer to drain exactly the redirected packets",
+        )
         metrics = requests.get(f"http://127.0.0.1:{agent.http_port}/metrics", timeout=10).text
         assert "fastpath_xsk_rx_packets_total" in metrics and "fastpath_xsk_numa_node" in metrics
-        time.sleep(0.3)
-        assert consumed() == 100  # exactly the redirected share, nothing more
     finally:
         code, out = agent.terminate()
     assert code == 0, out

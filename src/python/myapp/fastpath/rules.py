@@ -236,16 +236,19 @@ class ChangeResult:
 class _Journal:
     """Previous values of every key written, to undo a batch that fails half way."""
 
-    entries: list[tuple[int, bytes, bytes | None, bool]] = field(default_factory=list)
+    entries: list[tuple[int, bytes, bytes | list[bytes] | None]] = field(default_factory=list)
 
-    def record(self, fd: int, key: bytes, old: bytes | None, percpu: bool = False) -> None:
-        self.entries.append((fd, key, old, percpu))
+    def record(self, fd: int, key: bytes, old: bytes | None) -> None:
+        self.entries.append((fd, key, old))
+
+    def record_percpu(self, fd: int, key: bytes, old: list[bytes]) -> None:
+        self.entries.append((fd, key, old))
 
     def undo(self) -> None:
-        for fd, key, old, percpu in reversed(self.entries):
+        for fd, key, old in reversed(self.entries):
             if old is None:
                 libbpf.map_delete(fd, key)
-            elif percpu:
+            elif isinstance(old, list):
                 libbpf.percpu_update(fd, key, old)
             else:
                 libbpf.map_update(fd, key, old)
@@ -417,7 +420,6 @@ class RuleTable:
         new_rules = dict(self.rules)
         new_slots = dict(self._slots)
         free = list(self._free)
-        fresh_slots: list[int] = []
         freed_slots: list[int] = []
         affected: set[PrefixKey] = set()
         for rule_id, rule in changes.items():
@@ -437,7 +439,6 @@ class RuleTable:
                     raise TableFull(f"the rule table is full ({self._max_rules} rules)")
                 slot = free.pop()
                 new_slots[rule_id] = slot
-                fresh_slots.append(slot)
                 result.added += 1
             else:
                 result.updated += 1
@@ -484,7 +485,6 @@ class RuleTable:
                 changes,
                 new_rules,
                 new_slots,
-                fresh_slots,
                 freed_slots,
                 new_values,
                 removed_prefixes,
@@ -516,7 +516,6 @@ class RuleTable:
         changes: dict[int, RuleSpec | None],
         new_rules: dict[int, RuleSpec],
         new_slots: dict[int, int],
-        fresh_slots: list[int],
         freed_slots: list[int],
         new_values: dict[PrefixKey, tuple[int, ...]],
         removed_prefixes: list[PrefixKey],
@@ -527,11 +526,6 @@ class RuleTable:
         rules_fd, meta_fd = self._fd[shared.MAP_RULES], self._fd[shared.MAP_RULE_META]
         counters_fd = self._fd[shared.MAP_RULE_COUNTERS]
         zero_counter = bytes(C_SIZEOF_COUNTER)
-        for slot in fresh_slots:
-            key = struct.pack("<I", slot)
-            old = libbpf.percpu_lookup(counters_fd, key, C_SIZEOF_COUNTER)[0]
-            journal.record(counters_fd, key, old, percpu=True)
-            libbpf.percpu_update(counters_fd, key, zero_counter)
         for rule_id, rule in changes.items():
             if rule is None:
                 continue
@@ -567,6 +561,12 @@ class RuleTable:
             key = struct.pack("<I", slot)
             journal.record(rules_fd, key, _rule_value(old_rule))
             libbpf.map_update(rules_fd, key, bytes(C_SIZEOF_RULE))
+            # Free slots hold zero counters, so the next rule in the slot starts from zero
+            # without a read-and-clear on the (bulk) add path.
+            journal.record_percpu(
+                counters_fd, key, libbpf.percpu_lookup(counters_fd, key, C_SIZEOF_COUNTER)
+            )
+            libbpf.percpu_update(counters_fd, key, zero_counter)
         cfg = self.config()
         journal.record(self._fd[shared.MAP_CONFIG], struct.pack("<I", 0), bytes(cfg))
         cfg.generation += 1

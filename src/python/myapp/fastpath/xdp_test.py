@@ -218,6 +218,9 @@ def test_disabled_rule_and_delete(dp: Datapath, table: RuleTable) -> None:
     assert dp.test_run(P.packet("198.51.100.1")) == XDP_DROP
     table.delete([(1, 0)])
     assert dp.test_run(P.packet("198.51.100.1")) == XDP_PASS
+    # The freed slot is reused; its counters start from zero.
+    table.apply([rule(2, "198.51.100.0/24", Action.DROP)])
+    assert table.rule_counters() == {2: (0, 0)}
 
 
 # -- randomized ----------------------------------------------------------------------------------

@@ -204,10 +204,11 @@ def percpu_lookup(map_fd: int, key: bytes, value_size: int) -> list[bytes]:
     return [out.raw[i * stride : i * stride + value_size] for i in range(ncpu)]
 
 
-def percpu_update(map_fd: int, key: bytes, value: bytes) -> None:
-    """Write the same value into every CPU's copy of one key of a per-CPU map."""
-    stride = (len(value) + 7) & ~7
-    padded = value.ljust(stride, b"\0") * possible_cpus()
+def percpu_update(map_fd: int, key: bytes, value: bytes | list[bytes]) -> None:
+    """Write one key of a per-CPU map: the same value on every CPU, or one value per CPU."""
+    values = value if isinstance(value, list) else [value] * possible_cpus()
+    stride = (len(values[0]) + 7) & ~7
+    padded = b"".join(v.ljust(stride, b"\0") for v in values)
     _check(_map_update(map_fd, _buf(key), _buf(padded), BPF_ANY), "per-CPU map update")
 
 
