@@ -154,6 +154,14 @@ class Agent:
             for a in self.attachments
         ]
 
+    def top_talkers(self, n: int) -> list[tuple[str, int]]:
+        """Busiest sources over all AF_XDP consumers."""
+        total: dict[str, int] = {}
+        for consumer in self.consumers:
+            for source, count in consumer.top_talkers(n):
+                total[source] = total.get(source, 0) + count
+        return sorted(total.items(), key=lambda item: -item[1])[:n]
+
     def uptime(self) -> float:
         return time.monotonic() - self.started
 

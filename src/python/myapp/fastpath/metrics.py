@@ -96,6 +96,14 @@ class AgentCollector(Collector):
             numa.add_metric([*key, str(x.umem_node), ",".join(map(str, x.cpus))], x.numa_node)
         yield from xsk.values()
         yield numa
+        talkers = GaugeMetricFamily(
+            "fastpath_xsk_top_talker_packets",
+            "Packets from the 10 busiest sources seen over AF_XDP",
+            labels=["source"],
+        )
+        for source, count in self.agent.top_talkers(10):
+            talkers.add_metric([source], count)
+        yield talkers
 
 
 def build_http_server(config: Config, agent: Agent) -> ThreadingHTTPServer:
