@@ -206,6 +206,7 @@ def test_af_xdp_consumer_gets_exactly_the_redirected_share(
         )
         metrics = requests.get(f"http://127.0.0.1:{agent.http_port}/metrics", timeout=10).text
         assert "fastpath_xsk_rx_packets_total" in metrics and "fastpath_xsk_numa_node" in metrics
+        assert f'fastpath_xsk_top_talker_packets{{source="{src}"}}' in metrics
     finally:
         code, out = agent.terminate()
     assert code == 0, out
