@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 
 def _iso_utc(value: datetime) -> str:
+    # Hot path (two per listed item): stored values are naive UTC, so only append the Z.
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return value.isoformat() + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 # Stored naive UTC; serialised as ISO 8601 with a trailing Z.

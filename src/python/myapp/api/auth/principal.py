@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import g, request
+from pydal import DAL
 from pydal.objects import Row
 
 from myapp.api.errors import invalid_token, unauthenticated
@@ -39,27 +40,15 @@ def authenticate() -> Principal:
         claims = st.tokens.verify(token.strip())
     except TokenError as exc:
         raise invalid_token(str(exc)) from None
-    db = st.db
-    rt = db.refresh_token
-    rows = db(db.app_user.id == claims.user_id).select(
-        db.app_user.ALL,
-        rt.id,
-        left=rt.on(
-            (rt.user_id == db.app_user.id)
-            & (rt.family_id == claims.session_id)
-            & (rt.revoked == False)  # noqa: E712 - PyDAL builds SQL from ==
-        ),
-        limitby=(0, 1),
-    )
-    row = rows.first()
-    if row is None:
+    found = _load_session(st.db, claims.user_id, claims.session_id)
+    if found is None:
         raise invalid_token("The token's user no longer exists")
-    user = row.app_user
-    if not user.active:
+    user, live_session = found
+    if not _truthy(user.active):
         raise invalid_token("The token's user is deactivated")
     if user.token_version != claims.token_version or user.role != claims.role:
         raise invalid_token("Token revoked (password, role or status changed); log in again")
-    if row.refresh_token.id is None:
+    if not live_session:
         raise invalid_token("Session ended (logged out or revoked); log in again")
     principal = Principal(
         user_id=user.id,
@@ -71,6 +60,57 @@ def authenticate() -> Principal:
     )
     g.principal = principal
     return principal
+
+
+# The session query runs on every authenticated request. PyDAL writes its SQL once per DAL (with
+# sentinel values swapped for driver placeholders); each request then costs one parametrised
+# execute instead of rebuilding and re-parsing the query in Python.
+_SENTINEL_ID = 987654321987
+_SENTINEL_SID = "sentinel-session-3f1c"
+_compiled: dict[int, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _session_sql(db: DAL) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    compiled = _compiled.get(id(db))
+    if compiled is None:
+        users, rt = db.app_user, db.refresh_token
+        fields = [users[name] for name in users.fields]
+        sql = db(users.id == _SENTINEL_ID)._select(
+            *fields,
+            rt.id,
+            left=rt.on(
+                (rt.user_id == users.id)
+                & (rt.family_id == _SENTINEL_SID)
+                & (rt.revoked == False)  # noqa: E712 - PyDAL builds SQL from ==
+            ),
+            limitby=(0, 1),
+        )
+        placeholder = "?" if db._adapter.dbengine == "sqlite" else "%s"
+        uid, sid = str(_SENTINEL_ID), f"'{_SENTINEL_SID}'"
+        if sql.count(uid) != 1 or sql.count(sid) != 1 or "%" in sql:
+            raise RuntimeError(f"unexpected session SQL: {sql}")
+        order = tuple(
+            name for _, name in sorted([(sql.index(uid), "uid"), (sql.index(sid), "sid")])
+        )
+        sql = sql.replace(uid, placeholder).replace(sid, placeholder)
+        compiled = _compiled[id(db)] = (sql, order, tuple(field.name for field in fields))
+    return compiled
+
+
+def _load_session(db: DAL, user_id: int, session_id: str) -> tuple[Row, bool] | None:
+    """(the user row, whether the session has a live refresh token), or None: no such user."""
+    sql, order, names = _session_sql(db)
+    values = {"uid": user_id, "sid": session_id}
+    rows = db.executesql(sql, placeholders=tuple(values[name] for name in order))
+    if not rows:
+        return None
+    row = rows[0]
+    return Row(dict(zip(names, row[:-1], strict=True))), row[-1] is not None
+
+
+def _truthy(value: object) -> bool:
+    """PyDAL booleans as stored: 'T'/'F' (CHAR(1)) or a native boolean."""
+    return value is True or value == "T" or value == 1
 
 
 def current_principal() -> Principal:
