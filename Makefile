@@ -62,6 +62,12 @@ webui-openapi: setup ## Refresh src/js/webui/openapi.json from the API (after an
 	$(PANTS) package src/python/myapp/api:api-dev
 	node src/js/webui/scripts/update-openapi.mjs dist/src.python.myapp.api/api-dev.pex
 
+.PHONY: bench-webui
+bench-webui: setup ## WebUI figures: bundle sizes (gzip), FCP and sign-in -> dashboard in Chromium (median of 5)
+	$(PANTS) package src/js/webui:webui src/python/myapp/api:api-dev
+	npm --prefix src/js/webui ci --prefer-offline --no-audit --no-fund --loglevel=error
+	node src/js/webui/scripts/bench.mjs dist/bundle dist/src.python.myapp.api/api-dev.pex
+
 # --- API (src/python/myapp/api) -------------------------------------------------------------
 .PHONY: seed-mock-data
 seed-mock-data: setup ## Add demo users (each role), rules and audit entries to the dev database (idempotent)
