@@ -212,7 +212,7 @@ def test_af_xdp_consumer_gets_exactly_the_redirected_share(
     assert code == 0, out
 
 
-def test_restart_keeps_rules_and_counters_second_agent_refused(
+def test_restart_and_crash_keep_rules_and_counters_second_agent_refused(
     lab: VethLab, pins: Path, receiver: socket.socket
 ) -> None:
     blocked = lab.tx_addrs[0]
@@ -235,6 +235,15 @@ def test_restart_keeps_rules_and_counters_second_agent_refused(
         assert {r.rule_id: r.matched.packets for r in stats(stub).rules} == {5: 100}
         assert stats(stub).actions["drop"].packets == 100
         assert drain(receiver) == {}
+    finally:
+        agent.kill()  # a crash: the program stays attached, the interface lock goes
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) != 0
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE="native")
+    try:
+        # The leftover generic program is replaced; rules and counters carry on.
+        assert [i.mode for i in stub.GetStatus(pb.GetStatusRequest()).interfaces] == ["native"]
+        send(lab, blocked, 10)
+        assert {r.rule_id: r.matched.packets for r in stats(stub).rules} == {5: 110}
     finally:
         agent.terminate()
 

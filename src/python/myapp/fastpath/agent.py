@@ -13,6 +13,7 @@ from myapp.fastpath.loader.attach import Attachment, attach, detach, interface_i
 from myapp.fastpath.loader.datapath import Datapath
 from myapp.fastpath.rules import ChangeResult, RuleSpec, RuleTable
 from myapp.fastpath.xsk.consumer import SampleRing, XskConsumer, XskFigures
+from myapp.fastpath.xsk.numa import interface_numa_node
 
 VERSION = "1.0.0"
 # CAP_NET_ADMIN (attach), CAP_SYS_ADMIN or CAP_BPF (load programs, pin maps).
@@ -140,8 +141,6 @@ class Agent:
 
     # -- state ----------------------------------------------------------------------------------
     def interfaces(self) -> list[InterfaceState]:
-        from myapp.fastpath.xsk.numa import interface_numa_node
-
         return [
             InterfaceState(
                 a.ifname,

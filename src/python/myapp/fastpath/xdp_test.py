@@ -24,8 +24,10 @@ from myapp.fastpath.testsupport import require_root
 @pytest.fixture
 def dp() -> Iterator[Datapath]:
     require_root()
+    affinity = os.sched_getaffinity(0)
     with Datapath() as datapath:
         yield datapath
+    os.sched_setaffinity(0, affinity)  # some tests pin themselves to one CPU
 
 
 @pytest.fixture
