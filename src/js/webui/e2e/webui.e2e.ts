@@ -57,12 +57,22 @@ function suite() {
   let early: { context: BrowserContext; page: Page; at: number; seen: string[] };
 
   const openPages = new Set<Page>();
+  const cspViolations: string[] = [];
+  const pageErrors: string[] = [];
 
   async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ baseURL: webui.url, viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
-    openPages.add(page);
-    context.on("page", (p) => openPages.add(p));
+    const watch = (p: Page) => {
+      openPages.add(p);
+      // The CSP forbids inline script and style: anything the app does that breaks it is an error.
+      p.on("console", (msg) => {
+        if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+      });
+      p.on("pageerror", (err) => pageErrors.push(String(err)));
+    };
+    watch(page);
+    context.on("page", watch);
     return { context, page };
   }
 
@@ -370,6 +380,25 @@ function suite() {
     expect(seen.filter((s) => s.includes("/auth/login"))).toHaveLength(1);
     expect(page.url()).toBe(`${webui.url}/rules`);
     await early.context.close();
+  });
+
+  it("no page broke the Content Security Policy or threw an uncaught error", () => {
+    expect(cspViolations).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("the sidebar remembers being collapsed across a reload", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.viewer);
+      await page.getByRole("button", { name: "Collapse sidebar" }).click();
+      await shot(page, "viewer-dashboard-collapsed");
+      await page.reload();
+      await page.getByRole("button", { name: "Expand sidebar" }).waitFor();
+      expect(await page.evaluate(() => ({ ...localStorage }))).toEqual({ "myapp.sidebar.collapsed": "1" });
+    } finally {
+      await context.close();
+    }
   });
 
   it("the API going away shows an error, not a blank page", async () => {
