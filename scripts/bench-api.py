@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,17 @@ ADMIN_PASSWORD = "bench-admin-" + uuid.uuid4().hex[:12]
 USER_PASSWORD = "bench-user-password"  # noqa: S105 - throw-away bench accounts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def wait_for_port(server: subprocess.Popen[bytes], log_path: Path, timeout: float = 120) -> int:
+    """The port gunicorn bound (it binds 127.0.0.1:0 and logs "Listening at: ...:PORT")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_bytes())
+        if found:
+            return int(found.group(1))
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    sys.exit(f"bench-api: server did not start; see {log_path}:\n{log_path.read_text()[-3000:]}")
 
 
 def call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None):
@@ -142,8 +148,6 @@ def main() -> int:
     duration = os.environ.get("BENCH_DURATION", "10s")
     connections = int(os.environ.get("BENCH_CONNECTIONS", "32"))
     db_name = f"myapp_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="myapp-bench-"))
     psql(server_url, f'CREATE DATABASE "{db_name}"')
     parts = urlsplit(server_url)
@@ -155,18 +159,20 @@ def main() -> int:
         "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "BCRYPT_ROUNDS": "12",
-        "API_BIND": f"127.0.0.1:{port}",
+        "API_BIND": "127.0.0.1:0",  # the kernel picks a free port; read back from the log
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
         "PEX_ROOT": str(Path.home() / ".pex"),
     }
     log_path = tmp / "server.log"
     print(
-        f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers) on {base}, PostgreSQL database "
+        f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers), PostgreSQL database "
         f"{db_name}; request log (JSON, production) -> {log_path}"
     )
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, str(pex)], env=env, stdout=log, stderr=log)
     try:
+        base = f"http://127.0.0.1:{wait_for_port(server, log_path)}"
+        print(f"bench-api: server on {base}")
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -255,6 +261,7 @@ def main() -> int:
                 f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}"
             )
         rss = worker_rss(server.pid)
+        load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
         print(
             "\nbench-api results (wrk, {} each; {} workers, gthread):".format(
                 duration, env["WEB_CONCURRENCY"]
@@ -269,6 +276,10 @@ def main() -> int:
                 f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
                 f"{to_ms(r['p99']):8.2f} {r['non2xx']:8d}"
             )
+        print(
+            f"  load average after the run (1/5/15 min): {load} on {os.cpu_count()} CPUs "
+            "(the machine is shared: compare runs by their ratios)"
+        )
         for pid, mib in rss:
             print(f"  worker pid {pid}: RSS {mib:.1f} MiB")
         print(

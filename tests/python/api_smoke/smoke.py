@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,10 +23,17 @@ from typing import Any
 ADMIN_PASSWORD = "smoke-admin-password"  # noqa: S105 - a throw-away instance
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _wait_for_port(server: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> int:
+    """The port gunicorn bound (it binds 127.0.0.1:0 and logs "Listening at: ...:PORT")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_bytes())
+        if found:
+            return int(found.group(1))
+        if server.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"server did not start: {log_path.read_text()[-3000:]}")
 
 
 def _call(
@@ -50,8 +57,6 @@ def _call(
 def run_smoke(pex: Path, say: Any = print) -> None:
     """Raise AssertionError on the first failed check; `say` reports each passed one."""
     started = time.monotonic()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="myapp-smoke-") as tmp:
         env = {
             **os.environ,
@@ -60,7 +65,7 @@ def run_smoke(pex: Path, say: Any = print) -> None:
             "JWT_SECRET": uuid.uuid4().hex * 2,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "BCRYPT_ROUNDS": "12",
-            "API_BIND": f"127.0.0.1:{port}",
+            "API_BIND": "127.0.0.1:0",  # the kernel picks a free port: no race with others
             "WEB_CONCURRENCY": "2",
         }
         env.pop("DATABASE_URL", None)
@@ -69,17 +74,18 @@ def run_smoke(pex: Path, say: Any = print) -> None:
         with open(log_path, "wb") as log:
             server = subprocess.Popen([sys.executable, str(pex)], env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 90
-            while True:
+            base = f"http://127.0.0.1:{_wait_for_port(server, log_path)}"
+            deadline = time.monotonic() + 60
+            while True:  # the master is listening; wait for a worker to answer
                 try:
                     status, body, headers = _call(f"{base}/healthz")
                     break
                 except OSError:
                     if server.poll() is not None or time.monotonic() > deadline:
                         raise AssertionError(
-                            f"server did not start: {log_path.read_text()[-2000:]}"
+                            f"server did not answer: {log_path.read_text()[-2000:]}"
                         ) from None
-                    time.sleep(0.2)
+                    time.sleep(0.1)
             assert status == 200 and body == {"status": "ok"}, (status, body)
             assert headers.get("X-Request-ID"), headers
             say(f"ok  GET /healthz -> 200 {body} (server up in {time.monotonic() - started:.1f} s)")

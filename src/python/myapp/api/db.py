@@ -235,6 +235,30 @@ def _existing_tables(db: DAL, config: Config) -> set[str]:
     return {str(row[0]).lower() for row in rows}
 
 
+# Secondary indexes for the hot lookups (unique constraints come with their fields):
+# the per-request session check and the revocations go by family and by user.
+INDEXES = (
+    ("refresh_token", ("family_id",)),
+    ("refresh_token", ("user_id",)),
+    ("audit_log", ("object_type", "object_id")),
+)
+
+
+def _ensure_index(db: DAL, config: Config, table: str, columns: tuple[str, ...]) -> None:
+    """CREATE INDEX unless it exists (MySQL has no CREATE INDEX IF NOT EXISTS)."""
+    name = f"ix_{table}_{'_'.join(columns)}"
+    if config.db_kind == "mysql":
+        exists = db.executesql(
+            "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            " AND table_name = %s AND index_name = %s",
+            placeholders=(table, name),
+        )[0][0]
+        if not exists:
+            db.executesql(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})")
+    else:
+        db.executesql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+
 def migrate_schema(config: Config) -> None:
     """Create or alter the tables (idempotent; serialised across processes by `schema_lock`)."""
     folder = _metadata_dir(config)
@@ -248,6 +272,8 @@ def migrate_schema(config: Config) -> None:
                 adopt = name in existing and not metadata.exists()
                 options[name] = {"migrate": True, "fake_migrate": adopt}
             define_tables(db, options)
+            for table, columns in INDEXES:
+                _ensure_index(db, config, table, columns)
             db.commit()
     finally:
         db.close()

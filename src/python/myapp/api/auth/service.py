@@ -94,6 +94,8 @@ def login(email: str, password: str) -> TokenOut:
         commit()
         raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
     st.throttle.success(keys[0])
+    # Housekeeping: this user's expired refresh tokens are of no use any more.
+    d((d.refresh_token.user_id == user.id) & (d.refresh_token.expires_at < utcnow())).delete()
     if needs_rehash(user.password_hash, st.config.bcrypt_rounds):
         new_hash = hash_password(password, st.config.bcrypt_rounds)
         d(d.app_user.id == user.id).update(password_hash=new_hash)
