@@ -15,7 +15,7 @@ from myapp.fastpath.loader import libbpf
 from myapp.fastpath.rules import sum_counters
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p] * 4 + [ctypes.c_ulong, ctypes.c_void_p]
+_libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
 
 
 def _is_bpffs(path: Path) -> bool:
