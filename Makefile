@@ -91,3 +91,41 @@ run-fastpath: setup ## Run the fast-path agent (root; FASTPATH_INTERFACES=eth0 m
 .PHONY: bench-fastpath
 bench-fastpath: setup ## Fast-path figures: test-run ns/packet vs xdp-filter, veth pps vs nftables, AF_XDP drain
 	$(PANTS) run tests/python/fastpath_bench/bench.py
+
+# --- Delivery: images, Kubernetes, scaffolding (k8s/, .github/, scripts/images*, new-service) ---
+.PHONY: base-images
+base-images: setup ## Local stand-ins for the Dockerfiles' base images (debootstrap, once, ~2 min)
+	scripts/images-base.sh
+
+.PHONY: images
+images: setup ## Build every service image with podman: localhost/myapp-<service>:dev
+	scripts/images.sh
+
+.PHONY: test-images
+test-images: setup ## Build the images and run them (login through the WebUI, fast path in a netns)
+	$(PANTS) test tests/python/deploy/images::
+
+.PHONY: test-unit
+test-unit: setup ## Unit tests (beside the code in src/)
+	$(PANTS) test src::
+
+.PHONY: test-integration
+test-integration: setup ## Cross-service tests in tests/ (contracts, deployment files, images)
+	$(PANTS) test tests::
+
+.PHONY: k8s-render
+k8s-render: setup ## Render every Kustomize overlay and Helm environment into dist/k8s/
+	scripts/k8s-render.sh
+
+.PHONY: k8s-secrets
+k8s-secrets: ## Create the Secret myapp-secrets with random values (CONTEXT=kube-context)
+	scripts/k8s-secrets.sh $(CONTEXT)
+
+.PHONY: new-service
+new-service: ## Scaffold a Python service: make new-service NAME=billing [PORT=5060]
+	scripts/new-service.py --name "$(NAME)" $(if $(PORT),--port $(PORT),)
+
+.PHONY: bench
+bench: ## Every benchmark (all bench-* targets)
+	@set -e; for t in $$(grep -oE '^bench-[a-z0-9-]+:' $(MAKEFILE_LIST) | tr -d :); do \
+	  echo "== make $$t"; $(MAKE) --no-print-directory $$t; done

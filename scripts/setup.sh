@@ -22,6 +22,9 @@ APT_PACKAGES=(
   chromium              # real browser for the WebUI end-to-end tests
   wrk                   # HTTP load generator for the API benchmark
   make
+  # Container images (no Docker engine here): podman with runc, debootstrap for the local base
+  # images, catatonit for `podman run --init` and pods (scripts/images*.sh, tests/python/deploy/images)
+  podman buildah skopeo runc debootstrap catatonit
 )
 
 missing=()

@@ -31,7 +31,10 @@ Obj = dict[str, Any]
 
 
 def repo_root() -> Path:
-    """The build root: the Pants sandbox for tests (files are materialized at their paths)."""
+    """The build root: the Pants sandbox for tests (files are materialized at their paths), or
+    $MYAPP_REPO_ROOT (set by scripts/k8s-render.sh, which runs from a checkout)."""
+    if os.environ.get("MYAPP_REPO_ROOT"):
+        return Path(os.environ["MYAPP_REPO_ROOT"])
     here = Path(__file__).resolve()
     for parent in here.parents:
         if (parent / "k8s").is_dir():
