@@ -42,12 +42,24 @@ def pins() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _receiver(family: int, addr: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind((addr, PORT))
+    sock.settimeout(0.5)
+    return sock
+
+
 @pytest.fixture
 def receiver(lab: VethLab) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind((lab.rx_addr, PORT))
-    sock.settimeout(0.5)
+    sock = _receiver(socket.AF_INET, lab.rx_addr)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def receiver6(lab: VethLab) -> Iterator[socket.socket]:
+    sock = _receiver(socket.AF_INET6, lab.rx_addr6)
     yield sock
     sock.close()
 
@@ -65,7 +77,9 @@ def start_agent(
 
 def send(lab: VethLab, source: str, count: int, pace_pps: int = 0) -> float:
     """Send `count` UDP datagrams from `source`; returns the seconds it took."""
-    sock = socket_in(lab.tx_ns, socket.AF_INET, socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    target = lab.rx_addr6 if family == socket.AF_INET6 else lab.rx_addr
+    sock = socket_in(lab.tx_ns, family, socket.SOCK_DGRAM)
     affinity = os.sched_getaffinity(0)
     # One CPU: generic XDP runs on the sending CPU, and 1-in-N sampling counts per CPU.
     os.sched_setaffinity(0, {min(affinity)})
@@ -73,7 +87,7 @@ def send(lab: VethLab, source: str, count: int, pace_pps: int = 0) -> float:
         sock.bind((source, 0))
         start = time.monotonic()
         for i in range(count):
-            sock.sendto(b"x" * 32, (lab.rx_addr, PORT))
+            sock.sendto(b"x" * 32, (target, PORT))
             if pace_pps and i % 16 == 15:
                 ahead = start + (i + 1) / pace_pps - time.monotonic()
                 if ahead > 0:
@@ -89,9 +103,10 @@ def drain(sock: socket.socket) -> dict[str, int]:
     got: dict[str, int] = {}
     while True:
         try:
-            _, (addr, _) = sock.recvfrom(2048)
+            _, peer = sock.recvfrom(2048)
         except TimeoutError:
             return got
+        addr = peer[0]
         got[addr] = got.get(addr, 0) + 1
 
 
@@ -106,7 +121,7 @@ def stats(stub: pb_grpc.FastPathControlStub) -> pb.Stats:
 
 @pytest.mark.parametrize("mode", ["generic", "native"])
 def test_blocked_dropped_others_delivered(
-    lab: VethLab, pins: Path, receiver: socket.socket, mode: str
+    lab: VethLab, pins: Path, receiver: socket.socket, receiver6: socket.socket, mode: str
 ) -> None:
     agent, stub = start_agent(lab, pins, FASTPATH_MODE=mode)
     try:
@@ -116,13 +131,26 @@ def test_blocked_dropped_others_delivered(
         ]
         assert requests.get(f"http://127.0.0.1:{agent.http_port}/readyz", timeout=10).ok
         blocked, allowed = lab.tx_addrs[0], lab.tx_addrs[1]
-        stub.ApplyRules(pb.ApplyRulesRequest(rules=[rule(1, f"{blocked}/32", pb.ACTION_DROP)]))
+        blocked6, allowed6 = lab.tx_addrs6
+        stub.ApplyRules(
+            pb.ApplyRulesRequest(
+                rules=[
+                    rule(1, f"{blocked}/32", pb.ACTION_DROP),
+                    rule(2, f"{blocked6}/128", pb.ACTION_DROP),
+                ]
+            )
+        )
         send(lab, blocked, 200)
         send(lab, allowed, 200)
+        # Allowed first: neighbour discovery for the receiver is shared by both sources, and the
+        # blocked source's own solicitations are dropped like the rest of its packets.
+        send(lab, allowed6, 100)
+        send(lab, blocked6, 100)
         assert drain(receiver) == {allowed: 200}
+        assert drain(receiver6) == {allowed6: 100}
         s = stats(stub)
-        assert {r.rule_id: r.matched.packets for r in s.rules} == {1: 200}
-        assert s.actions["drop"].packets == 200
+        assert {r.rule_id: r.matched.packets for r in s.rules} == {1: 200, 2: 100}
+        assert s.actions["drop"].packets == 300
         assert s.actions["default_pass"].packets >= 200  # plus ARP-less IPv6 chatter, if any
     finally:
         code, out = agent.terminate()

@@ -25,6 +25,7 @@ from myapp.fastpath.loader import libbpf
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _CLONE_NEWNET = 0x40000000
+_IFA_F_NODAD = 0x02
 T = TypeVar("T")
 
 
@@ -79,7 +80,8 @@ def socket_in(name: str | None, family: int, kind: int) -> socket.socket:
 class VethLab:
     """A veth pair: the receiving end `rx_if` (in netns `rx_ns`, or in the current netns when
     rx_ns is None) and the sending end `tx_if` in its own netns `tx_ns`, on a random /29 out of
-    198.18.0.0/15 (the benchmarking range): receiver .1, senders .2 .3 .4."""
+    198.18.0.0/15 (the benchmarking range): receiver .1, senders .2 .3 .4; and on a random
+    unique-local /64: receiver ::1, senders ::2 ::3."""
 
     def __init__(self, receiver_netns: bool = True) -> None:
         tag = uuid.uuid4().hex[:8]
@@ -90,6 +92,9 @@ class VethLab:
         base = int(ipaddress.IPv4Address("198.18.0.0")) + secrets.randbelow(1 << 14) * 8
         self.rx_addr = str(ipaddress.IPv4Address(base + 1))
         self.tx_addrs = [str(ipaddress.IPv4Address(base + i)) for i in (2, 3, 4)]
+        net6 = (0xFD << 120) | (secrets.randbits(56) << 64)
+        self.rx_addr6 = str(ipaddress.IPv6Address(net6 + 1))
+        self.tx_addrs6 = [str(ipaddress.IPv6Address(net6 + i)) for i in (2, 3)]
         self._created: list[str] = []
         try:
             self._setup()
@@ -112,8 +117,8 @@ class VethLab:
             index = ipr.link_lookup(ifname=self.rx_if)[0]
             if self.rx_ns is not None:
                 ipr.link("set", index=index, net_ns_fd=self.rx_ns)
-        self._configure(self.rx_ns, self.rx_if, [self.rx_addr])
-        self._configure(self.tx_ns, self.tx_if, self.tx_addrs)
+        self._configure(self.rx_ns, self.rx_if, [self.rx_addr, self.rx_addr6])
+        self._configure(self.tx_ns, self.tx_if, [*self.tx_addrs, *self.tx_addrs6])
 
     @staticmethod
     def _configure(ns: str | None, ifname: str, addrs: list[str]) -> None:
@@ -121,7 +126,11 @@ class VethLab:
         with ctx as ipr:
             index = ipr.link_lookup(ifname=ifname)[0]
             for addr in addrs:
-                ipr.addr("add", index=index, address=addr, prefixlen=29)
+                if ":" in addr:
+                    # No duplicate address detection: usable at once, not "tentative".
+                    ipr.addr("add", index=index, address=addr, prefixlen=64, flags=_IFA_F_NODAD)
+                else:
+                    ipr.addr("add", index=index, address=addr, prefixlen=29)
             ipr.link("set", index=index, state="up")
             if ns is not None:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
