@@ -146,9 +146,12 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-${process.pid}-`));
 }
 
-/** Where screenshots go: WEBUI_E2E_ARTIFACTS (make sets dist/test-artifacts/webui) or test-results/. */
+/**
+ * Where screenshots go: WEBUI_E2E_ARTIFACTS (the Makefile sets dist/test-artifacts/webui), else a
+ * fixed folder under the temp dir (a Pants sandbox is deleted after the run).
+ */
 export function artifactsDir(): string {
-  const dir = process.env.WEBUI_E2E_ARTIFACTS || path.join(ROOT, "test-results", "e2e");
+  const dir = process.env.WEBUI_E2E_ARTIFACTS || path.join(os.tmpdir(), "myapp-webui-e2e-artifacts");
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }

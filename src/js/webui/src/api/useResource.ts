@@ -49,3 +49,13 @@ export function useInterval(fn: () => void, ms: number): void {
     return () => clearInterval(id);
   }, [ms]);
 }
+
+/** The value once it has stopped changing for `ms` (search boxes: one request per pause, not per key). */
+export function useDebounced<T>(value: T, ms = 250): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const id = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(id);
+  }, [value, ms]);
+  return settled;
+}

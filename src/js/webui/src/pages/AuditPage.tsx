@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { useResource } from "../api/useResource";
+import { useDebounced, useResource } from "../api/useResource";
 import { useSession } from "../auth/session";
 import { Spinner, TextField } from "../components/Field";
 import { formatTime, LoadError } from "../components/LoadError";
@@ -10,7 +10,8 @@ export default function AuditPage() {
   const [q, setQ] = useState("");
   const [sort, setSort] = useState("-created_at");
   const [page, setPage] = useState(1);
-  const audit = useResource(() => api.listAudit({ q, sort, page, per_page: 50 }), [api, q, sort, page]);
+  const query = useDebounced(q);
+  const audit = useResource(() => api.listAudit({ q: query, sort, page, per_page: 50 }), [api, query, sort, page]);
   return (
     <section>
       <h1>Audit log</h1>

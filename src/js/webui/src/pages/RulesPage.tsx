@@ -1,6 +1,6 @@
 import { useState } from "react";
 import type { FastpathStats, Rule, RuleCounter } from "../api/types";
-import { useInterval, useResource } from "../api/useResource";
+import { useDebounced, useInterval, useResource } from "../api/useResource";
 import { canAccess } from "../auth/access";
 import { useSession, useUser } from "../auth/session";
 import { ConfirmDialog } from "../components/ConfirmDialog";
@@ -31,7 +31,8 @@ function RulesTab() {
   const [deleting, setDeleting] = useState<Rule | null>(null);
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
-  const rules = useResource(() => api.listRules({ q, sort, page, per_page: 20 }), [api, q, sort, page]);
+  const query = useDebounced(q);
+  const rules = useResource(() => api.listRules({ q: query, sort, page, per_page: 20 }), [api, query, sort, page]);
   const canCreate = canAccess(scopes, "rules", "create");
   const canEdit = canAccess(scopes, "rules", "update");
   const canDelete = canAccess(scopes, "rules", "delete");

@@ -1,7 +1,7 @@
 import { useCallback, useState } from "react";
 import { ApiError } from "../api/client";
 import type { User } from "../api/types";
-import { useResource } from "../api/useResource";
+import { useDebounced, useResource } from "../api/useResource";
 import { canAccess, type Role } from "../auth/access";
 import { useSession, useUser } from "../auth/session";
 import { ConfirmDialog } from "../components/ConfirmDialog";
@@ -135,7 +135,8 @@ export default function UsersPage() {
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
 
-  const users = useResource(() => api.listUsers({ q, sort, page, per_page: perPage }), [api, q, sort, page, perPage]);
+  const query = useDebounced(q);
+  const users = useResource(() => api.listUsers({ q: query, sort, page, per_page: perPage }), [api, query, sort, page, perPage]);
   const canCreate = canAccess(scopes, "users", "create");
   const canEdit = canAccess(scopes, "users", "update");
   const canDelete = canAccess(scopes, "users", "delete");
