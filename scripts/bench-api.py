@@ -261,11 +261,11 @@ def main() -> int:
                 f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}"
             )
         rss = worker_rss(server.pid)
+        threads = int(os.environ.get("GUNICORN_THREADS", "4"))
         load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
         print(
-            "\nbench-api results (wrk, {} each; {} workers, gthread):".format(
-                duration, env["WEB_CONCURRENCY"]
-            )
+            f"\nbench-api results (wrk, {duration} each; {env['WEB_CONCURRENCY']} workers, "
+            f"{threads} thread(s) each, {'gthread' if threads > 1 else 'sync'} worker class):"
         )
         print(
             f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
