@@ -282,6 +282,60 @@ function suite() {
     }
   });
 
+  it("admin: the users table searches, sorts and pages", async () => {
+    const prefix = `page-${run}`;
+    for (let i = 0; i < 12; i++) {
+      const n = String(i).padStart(2, "0");
+      const res = await admin.call("POST", "/users", {
+        email: `${prefix}-${n}@example.com`,
+        password: PASSWORD,
+        full_name: `Paged ${n}`,
+        role: "viewer",
+      });
+      expect(res.status).toBe(201);
+    }
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.admin, "/users");
+      await page.getByLabel("Search users").fill(prefix);
+      await page.getByLabel("Per page").selectOption("10");
+      await page.getByText("Page 1 of 2 (12 in all)").waitFor();
+      const emails = () => page.locator("tbody tr td:first-child").allTextContents();
+      expect(await emails()).toHaveLength(10);
+      expect((await emails())[0]).toBe(`${prefix}-00@example.com`);
+      await page.getByRole("button", { name: "Next" }).click();
+      await page.getByText("Page 2 of 2 (12 in all)").waitFor();
+      await expect.poll(emails).toEqual([`${prefix}-10@example.com`, `${prefix}-11@example.com`]);
+      await page.getByRole("button", { name: "Previous" }).click();
+      await page.getByText("Page 1 of 2 (12 in all)").waitFor();
+      await page.getByRole("button", { name: /^Email/ }).click(); // ascending -> descending
+      await expect.poll(async () => (await emails())[0]).toBe(`${prefix}-11@example.com`);
+      expect(await page.getByRole("columnheader", { name: /^Email/ }).getAttribute("aria-sort")).toBe("descending");
+      await shot(page, "admin-users-search-sort-page");
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("rules page tabs: live stats explain the missing fast path, history lists the changes", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, people.admin, "/rules");
+      await page.getByRole("tab", { name: "Live stats" }).click();
+      await page.getByText(/No fast path is configured/).waitFor();
+      expect(page.url()).toContain("tab=live");
+      await shot(page, "admin-rules-live-stats");
+      await page.getByRole("tab", { name: "History" }).click();
+      await page.getByRole("heading", { name: "Rule changes (audit log)" }).waitFor();
+      await page.getByRole("cell", { name: "rule.create" }).first().waitFor();
+      await shot(page, "admin-rules-history");
+      await page.reload();
+      expect(await page.getByRole("tab", { name: "History" }).getAttribute("aria-selected")).toBe("true");
+    } finally {
+      await context.close();
+    }
+  });
+
   it("maintainer: creates a rule, and a stale edit from a second tab shows the conflict", async () => {
     const name = `conflict-${run}`;
     const { context, page: tab1 } = await newPage();
