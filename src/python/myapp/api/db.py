@@ -203,13 +203,15 @@ def schema_lock(db: DAL, config: Config) -> Iterator[None]:
         finally:
             db.executesql("SELECT pg_advisory_unlock(%s)" % MIGRATION_LOCK_KEY)
     elif kind == "mysql":
-        got = db.executesql("SELECT GET_LOCK('myapp_schema', 120)")[0][0]
+        # GET_LOCK names are server-wide: scope it to this database (PostgreSQL's advisory
+        # locks already are per database).
+        got = db.executesql("SELECT GET_LOCK(CONCAT('myapp_schema:', DATABASE()), 120)")[0][0]
         if got != 1:
             raise RuntimeError("could not take the schema lock (GET_LOCK) within 120 s")
         try:
             yield
         finally:
-            db.executesql("SELECT RELEASE_LOCK('myapp_schema')")
+            db.executesql("SELECT RELEASE_LOCK(CONCAT('myapp_schema:', DATABASE()))")
     else:
         lock_path = _sqlite_path(config).with_suffix(".schema.lock")
         with open(lock_path, "a+") as handle:
