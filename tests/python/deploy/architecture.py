@@ -7,7 +7,9 @@ of port or name has to be made in the contract, the registry and every manifest 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class ServiceContract:
     secret_env: frozenset[str] = field(default_factory=frozenset)  # those from Secrets only
     code: str = ""  # source folder (where its Dockerfile sits)
     config_module: str = ""  # the one file that documents and reads its variables
+    clients: tuple[str, ...] = ()  # workloads allowed to connect (scaffolded services only)
 
 
 SHARED_ENV = frozenset({"APP_ENV", "LOG_LEVEL", "LOG_FORMAT"})
@@ -107,3 +110,31 @@ SECRET_NAME = "myapp-secrets"
 AUTOSCALED = ("flask-backend", "webui")
 # Capabilities the fast-path agent may add (fastpath.yaml says why each is needed).
 FASTPATH_CAPABILITIES = frozenset({"BPF", "PERFMON", "NET_ADMIN", "NET_RAW"})
+
+
+def scaffolded_services(root: Path) -> dict[str, ServiceContract]:
+    """Services added by `make new-service`: their contract sits in their MarchProxy entry."""
+    registry = json.loads((root / "config" / "marchproxy" / "services.json").read_text())
+    found = {}
+    for entry in registry["services"]:
+        contract = entry.get("contract")
+        if contract is None:
+            continue
+        port = int(entry["port"])
+        found[entry["name"]] = ServiceContract(
+            name=entry["name"],
+            image=contract["image"],
+            container_ports={"http": port},
+            service_ports={"http": port},
+            env=frozenset(contract["env"]),
+            secret_env=frozenset(contract.get("secret_env", [])),
+            code=contract["code"],
+            config_module=contract["config_module"],
+            clients=tuple(contract.get("clients", [])),
+        )
+    return found
+
+
+def load_scaffolded(root: Path) -> None:
+    """Add the scaffolded services of the checkout at `root` to SERVICES."""
+    SERVICES.update(scaffolded_services(root))

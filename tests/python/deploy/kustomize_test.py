@@ -6,20 +6,19 @@ import pytest
 from kubernetes_validate import utils as kv
 
 from deploy.architecture import NAMESPACE, SERVICES
-from deploy.manifests import find, images, kustomize, pod_flows, policy_problems, repo_root
+from deploy.manifests import (
+    expected_flows,
+    find,
+    images,
+    kustomize,
+    pod_flows,
+    policy_problems,
+    repo_root,
+)
 
 OVERLAYS = ("alpha", "beta", "prod")
 # The oldest Kubernetes we support and the newest schema the validator ships.
 KUBE_VERSIONS = ("1.30.0", kv.latest_version())
-
-# The architecture's flows: outside -> webui (not pod-to-pod), webui -> API, API -> database,
-# fast path, connector and Redis. Nothing else may connect.
-EXPECTED_FLOWS = {
-    ("webui", "flask-backend", 5000),
-    ("flask-backend", "postgres", 5432),
-    ("flask-backend", "fastpath", 50051),
-    ("flask-backend", "connector", 5050),
-}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -52,10 +51,7 @@ def test_network_policies_allow_only_the_architecture_flows(
     rendered: tuple[str, list[dict]]
 ) -> None:
     overlay, objs = rendered
-    expected = set(EXPECTED_FLOWS)
-    if find(objs, "Deployment", "redis"):
-        expected.add(("flask-backend", "redis", 6379))
-    assert pod_flows(objs) == expected
+    assert pod_flows(objs) == expected_flows(objs)
 
 
 def test_alpha_is_one_replica_each_without_autoscaling() -> None:

@@ -24,6 +24,7 @@ from deploy.architecture import (
     NAMESPACE,
     SECRET_NAME,
     SERVICES,
+    load_scaffolded,
 )
 
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
@@ -40,6 +41,23 @@ def repo_root() -> Path:
         if (parent / "k8s").is_dir():
             return parent
     raise RuntimeError(f"no k8s/ folder above {here}: is the test missing its files dependency?")
+
+
+def expected_flows(objs: list[Obj]) -> set[tuple[str, str, int]]:
+    """The architecture's pod-to-pod flows: webui -> API; API -> database, fast path, connector,
+    Redis (when deployed); plus each scaffolded service's declared clients."""
+    flows = {
+        ("webui", "flask-backend", 5000),
+        ("flask-backend", "postgres", 5432),
+        ("flask-backend", "fastpath", 50051),
+        ("flask-backend", "connector", 5050),
+    }
+    if find(objs, "Deployment", "redis"):
+        flows.add(("flask-backend", "redis", 6379))
+    for name, contract in SERVICES.items():
+        for client in contract.clients:
+            flows |= {(client, name, port) for port in contract.container_ports.values()}
+    return flows
 
 
 def tool(name: str) -> str:
@@ -304,6 +322,14 @@ def pod_flows(objs: list[Obj]) -> set[tuple[str, str, int]]:
 
 
 CHARTS = ("platform", "fastpath", "api", "connector", "webui")  # install order
+
+
+def chart_names() -> list[str]:
+    """CHARTS, then any chart `make new-service` added (installed after the core ones)."""
+    found = sorted(p.parent.name for p in (repo_root() / "k8s" / "helm").glob("*/Chart.yaml"))
+    return list(CHARTS) + [name for name in found if name not in CHARTS]
+
+
 ENVIRONMENTS = ("alpha", "beta", "prod")
 
 
@@ -340,5 +366,11 @@ def helm_environment(env: str) -> list[Obj]:
     """Every chart rendered for one environment, as `make k8s-render` installs them."""
     root = repo_root() / "k8s" / "helm"
     return [
-        obj for chart in CHARTS for obj in helm_render(root / chart, env_values(root / chart, env))
+        obj
+        for chart in chart_names()
+        for obj in helm_render(root / chart, env_values(root / chart, env))
     ]
+
+
+# Services scaffolded by `make new-service` join the contract (their MarchProxy entries say how).
+load_scaffolded(repo_root())
