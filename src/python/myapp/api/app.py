@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -112,6 +113,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
     @app.errorhandler(db_error)
     def _database_error(exc: Exception) -> Response:
         DB_ERRORS.inc()
+        g.db_broken = True
         log.error("database error: %s: %s", type(exc).__name__, exc)
         return error_response(503, "database_error", "The database is unavailable; retry later")
 
@@ -152,10 +154,14 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         # Handlers commit what they mean to keep; an open transaction is rolled back, and the
         # connection goes back to this process's pool.
         # (the connection is in autocommit mode: only an explicit ROLLBACK ends a transaction)
-        action = _explicit_rollback if g.pop("tx_open", False) else None
+        action: Callable[[object], None] | None = None
+        if g.pop("tx_open", False):
+            action = _explicit_rollback
+        if g.pop("db_broken", False):
+            action = _discard  # never hand a possibly dead connection back to the pool
         try:
             db._adapter.close(action)
-        except Exception:  # a broken connection is dropped, not pooled
+        except Exception:  # closing a broken connection can fail too; it is gone either way
             DB_ERRORS.inc()
             log.exception("releasing the database connection failed")
 
@@ -163,6 +169,11 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         app.register_blueprint(blueprint)
     register_cli(app)
     return app
+
+
+def _discard(_adapter: object) -> None:
+    # PyDAL closes (instead of pooling) a connection whose release action failed.
+    raise ConnectionAbortedError("discarding the connection after a database error")
 
 
 def _explicit_rollback(adapter: object) -> None:

@@ -200,6 +200,9 @@ def schema_lock(db: DAL, config: Config) -> Iterator[None]:
         db.executesql("SELECT pg_advisory_lock(%s)" % MIGRATION_LOCK_KEY)
         try:
             yield
+        except BaseException:
+            db.rollback()  # the unlock below must not run in an aborted transaction
+            raise
         finally:
             db.executesql("SELECT pg_advisory_unlock(%s)" % MIGRATION_LOCK_KEY)
     elif kind == "mysql":
@@ -210,6 +213,9 @@ def schema_lock(db: DAL, config: Config) -> Iterator[None]:
             raise RuntimeError("could not take the schema lock (GET_LOCK) within 120 s")
         try:
             yield
+        except BaseException:
+            db.rollback()
+            raise
         finally:
             db.executesql("SELECT RELEASE_LOCK(CONCAT('myapp_schema:', DATABASE()))")
     else:
@@ -271,6 +277,8 @@ def migrate_schema(config: Config) -> None:
             options: dict[str, dict[str, Any]] = {}
             for name in TABLES:
                 metadata = folder / f"{db._uri_hash}_{name}.table"
+                if name not in existing and metadata.exists():
+                    metadata.unlink()  # stale: the database was recreated empty; create again
                 adopt = name in existing and not metadata.exists()
                 options[name] = {"migrate": True, "fake_migrate": adopt}
             define_tables(db, options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify
 
 from myapp.api.metrics import DB_ERRORS, render
 from myapp.api.openapi import DOCS_HTML, build_openapi
@@ -27,6 +27,7 @@ def readyz() -> Response:
         db().executesql("SELECT 1")
     except Exception as exc:  # any driver error means "not ready"
         DB_ERRORS.inc()
+        g.db_broken = True
         log.warning("readiness check failed: %s", exc)
         response = jsonify(
             status="unavailable", reason=f"database unreachable: {type(exc).__name__}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from myapp.api.app import create_app
+from myapp.api.app import create_app, prepare_database
 from myapp.api.conftest import make_config
 from myapp.api.db import dispose
 from myapp.api.testdb import create_test_database
@@ -40,6 +40,14 @@ def test_readiness_and_errors_when_the_database_disappears(tmp_path: Path) -> No
         assert client.get("/healthz").status_code == 200  # liveness does not depend on the DB
         metrics = client.get("/metrics").get_data(as_text=True)
         assert "myapp_api_db_errors_total" in metrics
+        # The database comes back: the broken pooled connections were discarded, not reused.
+        restored = create_test_database("postgres", tmp_path, name=database.name)
+        prepare_database(make_config(restored))
+        assert client.get("/readyz").status_code == 200
+        login = client.post(
+            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "admin123456!"}
+        )
+        assert login.status_code == 200
     finally:
         dispose(app.extensions["myapp"].db)
         database.drop()

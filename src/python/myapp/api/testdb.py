@@ -90,9 +90,9 @@ def _mysql_admin(server_url: str) -> _Cursor:
     return _Cursor(conn)
 
 
-def create_test_database(kind: str, data_dir: Path) -> TestDatabase:
+def create_test_database(kind: str, data_dir: Path, name: str | None = None) -> TestDatabase:
     """Create a uniquely named database; ConnectionError when the server cannot be reached."""
-    name = f"myapp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = name or f"myapp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     if kind == "sqlite":
         return TestDatabase(kind, f"sqlite:///{data_dir / 'test.db'}", data_dir, name, "")
     if kind == "postgres":
