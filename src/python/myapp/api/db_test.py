@@ -6,8 +6,10 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from myapp.api.app import prepare_database
-from myapp.api.config import Config
+from myapp.api.config import Config, ConfigError
 from myapp.api.db import dispose, open_db
 from myapp.api.testdb import TestDatabase
 
@@ -34,3 +36,18 @@ def test_concurrent_start_up_migrates_once(backend: TestDatabase, tmp_path: Path
         assert db(db.fw_rule).count() == 0
     finally:
         dispose(db)
+
+
+def test_production_needs_admin_password_only_without_an_admin(tmp_path: Path) -> None:
+    config = Config(
+        app_env="production",
+        admin_password=None,
+        database_url=f"sqlite:///{tmp_path / 'prod.db'}",
+        data_dir=tmp_path,
+        bcrypt_rounds=4,
+        testing=True,
+    )
+    with pytest.raises(ConfigError, match="ADMIN_PASSWORD"):
+        prepare_database(config)
+    prepare_database(config.with_overrides(admin_password="first admin password"))
+    prepare_database(config)  # an admin exists now: no password needed
