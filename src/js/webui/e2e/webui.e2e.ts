@@ -462,7 +462,7 @@ function suite() {
       await api.stop();
       await page.getByRole("link", { name: "Users", exact: true }).click();
       await page.getByRole("heading", { name: "Users", level: 1 }).waitFor();
-      await page.getByRole("alert").filter({ hasText: "The API is not reachable." }).first().waitFor();
+      await page.getByRole("alert").filter({ hasText: /Could not load this page\. The API is not reachable/ }).first().waitFor();
       await shot(page, "admin-api-down");
       await page.reload();
       await page.getByText(/The API is not reachable/).waitFor();

@@ -1,12 +1,10 @@
-import { ApiError } from "../api/client";
 import { Alert } from "./Field";
 
 /** What a page shows when its data cannot be loaded: what happened and a way to try again. */
 export function LoadError({ error, onRetry }: { error: Error; onRetry?: () => void }) {
-  const unreachable = error instanceof ApiError && (error.status >= 502 || error.status === 0);
   return (
     <Alert>
-      <strong>{unreachable ? "The API is not reachable." : "Could not load this page."}</strong> {error.message}
+      <strong>Could not load this page.</strong> {error.message}
       {onRetry && (
         <>
           {" "}

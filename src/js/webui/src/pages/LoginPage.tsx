@@ -1,3 +1,4 @@
+import { useEffect } from "react";
 import { Alert, TextField } from "../components/Field";
 import { Icon } from "../components/icons";
 import { useSession } from "../auth/session";
@@ -9,6 +10,10 @@ const RULES = { email, password: required("Password") };
 export function LoginPage({ message }: { message?: string }) {
   const { login } = useSession();
   const form = useForm({ email: "", password: "" }, RULES);
+  // Fetch the dashboard's code while the user types, so signing in waits only for data.
+  useEffect(() => {
+    void import("./DashboardPage");
+  }, []);
   return (
     <main className="login-page">
       <form className="card login-card" onSubmit={form.handleSubmit((v) => login(v.email.trim(), v.password))} noValidate>
