@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 
 from flask import Flask, Response, g, has_request_context, request
+from werkzeug.middleware.proxy_fix import ProxyFix  # pants: no-infer-dep (installed with flask)
 
 from myapp.api import probes
 from myapp.api.audit.views import bp as audit_bp
@@ -168,6 +169,12 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
     for blueprint in (auth_bp, users_bp, rules_bp, audit_bp, fastpath_bp, probes.bp):
         app.register_blueprint(blueprint)
     register_cli(app)
+    if config.trusted_proxy_hops:
+        # Only the last N X-Forwarded-* entries are believed: those our own proxies appended.
+        hops = config.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     return app
 
 

@@ -17,6 +17,10 @@ Variables (see /work/shared/ARCHITECTURE.md):
 - ``REDIS_URL``: login throttling shared by replicas (in-memory per process when unset).
 - ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
   ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
+- ``TRUSTED_PROXY_HOPS``: how many proxies in front of the API append to X-Forwarded-For
+  (default 0: the client address is the TCP peer). Behind the WebUI's /api proxy set 1 (2 with an
+  ingress in front of the WebUI too): login throttling per address and audit `ip` then see the
+  browser's address instead of the proxy's.
 - ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional). When set, every rule change
   is pushed to it and the full rule set is reconciled every ``FASTPATH_SYNC_INTERVAL`` seconds
   (default 30).
@@ -63,6 +67,7 @@ class Config:
     login_max_failures_account: int = 5
     login_max_failures_ip: int = 20
     login_window_seconds: int = 300
+    trusted_proxy_hops: int = 0
     fastpath_addr: str | None = None
     fastpath_sync_interval: int = 30
     log_format: str = "text"
@@ -151,6 +156,7 @@ class Config:
             login_max_failures_account=env_int(env, "LOGIN_MAX_FAILURES_ACCOUNT", 5, minimum=1),
             login_max_failures_ip=env_int(env, "LOGIN_MAX_FAILURES_IP", 20, minimum=1),
             login_window_seconds=env_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
+            trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=5),
             fastpath_addr=fastpath_addr,
             fastpath_sync_interval=env_int(
                 env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600

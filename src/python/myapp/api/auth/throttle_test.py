@@ -103,3 +103,31 @@ def test_success_resets_the_account_counter(throttled_app: Flask) -> None:
             == 401
         )
     assert _login(throttled_app, "admin@example.com", "admin123456!", ip="203.0.113.4")[0] == 200
+
+
+def test_address_behind_a_trusted_proxy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    database = create_test_database("sqlite", tmp_path_factory.mktemp("proxied"))
+    app = create_app(make_config(database, trusted_proxy_hops=1, login_max_failures_ip=2))
+    try:
+        client = app.test_client()
+
+        def attempt(forwarded_for: str) -> int:
+            response = client.post(
+                "/api/v1/auth/login",
+                json={"email": "nobody@example.com", "password": "wrong password!"},
+                headers={"X-Forwarded-For": forwarded_for},
+                environ_base={"REMOTE_ADDR": "10.0.0.2"},  # the WebUI proxy
+            )
+            return response.status_code
+
+        # A spoofed entry before the proxy's own is ignored: the proxy-appended one counts.
+        assert attempt("1.1.1.1, 198.51.100.1") == 401
+        assert attempt("2.2.2.2, 198.51.100.1") == 401
+        assert attempt("198.51.100.1") == 429
+        assert attempt("198.51.100.2") == 401  # another browser behind the same proxy
+        with app.app_context():
+            db = app.extensions["myapp"].db
+            ips = {row.ip for row in db(db.audit_log.action == "auth.login_failed").select()}
+        assert ips == {"198.51.100.1", "198.51.100.2"}
+    finally:
+        dispose(app.extensions["myapp"].db)
