@@ -114,3 +114,19 @@ def test_checkov_finds_no_failed_check(tmp_path: Path) -> None:
     assert not failed and not errors, "\n".join(failed + [f"parse error: {e}" for e in errors])
     passed = sum(r["summary"]["passed"] for r in reports)
     assert passed > 100, f"checkov checked suspiciously little ({passed} passed)"
+
+
+def test_image_workflow_builds_real_targets_with_their_dockerfiles() -> None:
+    """images.yml's matrix names Pants targets and Dockerfiles that exist, one per service."""
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "images.yml").read_text())
+    matrix = doc["jobs"]["build"]["strategy"]["matrix"]
+    rows = [row for row in matrix["include"] if "target" in row]
+    assert sorted(r["service"] for r in rows) == sorted(matrix["service"])
+    for row in rows:
+        folder, _, name = row["target"].partition(":")
+        build = (ROOT / folder / "BUILD").read_text()
+        assert re.search(
+            rf'name="{re.escape(name)}"', build
+        ), f"{row['target']} is not in {folder}/BUILD"
+        assert (ROOT / row["dockerfile"]).is_file()
+        assert row["dockerfile"] == f"{folder}/Dockerfile"
