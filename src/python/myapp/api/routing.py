@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ValidationError
 
 from myapp.api.auth.principal import authenticate
@@ -189,8 +189,10 @@ def _to_response(result: Any, default_status: int) -> Response:
     if reply.body is None:
         response = Response(status=204 if status == 200 else status)
     else:
-        response = jsonify(reply.body.model_dump(mode="json"))
-        response.status_code = status
+        # pydantic-core writes the JSON itself: no intermediate dicts, no json.dumps pass.
+        response = Response(
+            reply.body.model_dump_json(), status=status, mimetype="application/json"
+        )
     for key, value in reply.headers.items():
         response.headers[key] = value
     return response
