@@ -84,6 +84,19 @@ def logs(container: str) -> str:
     )
 
 
+def _remove_stale_test_images(max_age_s: float = 6 * 3600) -> None:
+    """Tags of runs that were killed before their clean-up (never a live run's: those are new)."""
+    listed = json.loads(
+        podman("images", "--format", "json", "--filter", "reference=localhost/myapp-*").stdout
+        or "[]"
+    )
+    for image in listed:
+        stale = time.time() - float(image.get("Created", time.time())) > max_age_s
+        for name in image.get("Names") or []:
+            if stale and ":test-" in name:
+                podman("rmi", "-f", name, check=False)
+
+
 @pytest.fixture(scope="module")
 def images() -> Iterator[dict[str, str]]:
     reason = _missing()
