@@ -20,5 +20,7 @@ export default defineConfig({
     include: ["src/**/*.test.{ts,tsx}", "server/**/*.test.ts"],
     setupFiles: ["src/test-setup.ts"],
     restoreMocks: true,
+    // Generous per-test limit for a loaded CI machine (see src/test-setup.ts).
+    testTimeout: 30_000,
   },
 });

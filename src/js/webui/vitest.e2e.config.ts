@@ -12,5 +12,8 @@ export default defineConfig({
     fileParallelism: false,
     sequence: { concurrent: false, shuffle: false },
     reporters: ["verbose"],
+    // expect.poll waits for the page like Playwright's own locators do (default 1 s is too short
+    // on a loaded CI machine).
+    expect: { poll: { timeout: 20_000, interval: 100 } },
   },
 });
