@@ -156,30 +156,50 @@ export function artifactsDir(): string {
   return dir;
 }
 
-/** Direct API calls (bypassing the UI) to set up users and to check what the UI did. */
+/**
+ * Direct API calls (bypassing the UI) to set up users and to check what the UI did. Access tokens
+ * live ACCESS_TOKEN_TTL seconds here, shorter than the suite: on a 401 it signs in again.
+ */
 export class ApiAs {
-  constructor(
+  private token = "";
+
+  private constructor(
     readonly base: string,
-    readonly token: string,
+    private readonly email: string,
+    private readonly password: string,
   ) {}
 
   static async login(base: string, email: string, password: string): Promise<ApiAs> {
-    const res = await fetch(`${base}/api/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email, password }),
-    });
-    if (!res.ok) throw new Error(`login ${email}: ${res.status} ${await res.text()}`);
-    return new ApiAs(base, ((await res.json()) as { access_token: string }).access_token);
+    const client = new ApiAs(base, email, password);
+    await client.signIn();
+    return client;
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test helper over JSON
-  async call(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${this.base}/api/v1${p}`, {
+  private async signIn(): Promise<void> {
+    const res = await fetch(`${this.base}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: this.email, password: this.password }),
+    });
+    if (!res.ok) throw new Error(`login ${this.email}: ${res.status} ${await res.text()}`);
+    this.token = ((await res.json()) as { access_token: string }).access_token;
+  }
+
+  private send(method: string, p: string, body?: unknown): Promise<Response> {
+    return fetch(`${this.base}/api/v1${p}`, {
       method,
       headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test helper over JSON
+  async call(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+    let res = await this.send(method, p, body);
+    if (res.status === 401) {
+      await this.signIn();
+      res = await this.send(method, p, body);
+    }
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   }

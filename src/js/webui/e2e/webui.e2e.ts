@@ -116,6 +116,7 @@ function suite() {
   // A failing test leaves a picture of every page it had open.
   afterEach(async (ctx) => {
     if (ctx.task.result?.state === "fail") {
+      console.log(`--- API log (tail) ---\n${api.log().slice(-6000)}\n--- WebUI server log (tail) ---\n${webui.log().slice(-3000)}`);
       let i = 0;
       for (const page of openPages) {
         if (!page.isClosed()) {
