@@ -21,7 +21,7 @@ APT_PACKAGES=(
   protobuf-compiler-grpc  # grpc_python_plugin for grpc=True codegen
   chromium              # real browser for the WebUI end-to-end tests
   wrk                   # HTTP load generator for the API benchmark
-  make
+  make curl            # make: the everyday commands; curl: make run waits for the services
   # Container images (no Docker engine here): podman with runc, debootstrap for the local base
   # images, catatonit for `podman run --init` and pods (scripts/images*.sh, tests/python/deploy/images)
   podman buildah skopeo runc debootstrap catatonit

@@ -59,6 +59,7 @@ SERVICES: dict[str, ServiceContract] = {
             "ADMIN_PASSWORD",
             "REDIS_URL",
             "FASTPATH_ADDR",
+            "TRUSTED_PROXY_HOPS",
         },
         secret_env=frozenset({"JWT_SECRET", "DB_PASSWORD", "ADMIN_PASSWORD"}),
         code="src/python/myapp/api",

@@ -1,6 +1,6 @@
 """Every setting of the API service, read from the environment in this one place.
 
-Variables (see /work/shared/ARCHITECTURE.md):
+Variables (see docs/ARCHITECTURE.md):
 
 - ``APP_ENV``: ``development`` (default) or ``production``. Production refuses default secrets.
 - ``DATABASE_URL``: ``sqlite:///path``, ``postgres://u:p@h:5432/db``, ``mysql://u:p@h:3306/db``;
