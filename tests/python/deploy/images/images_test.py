@@ -2,17 +2,27 @@
 
 Needs root, podman, runc and debootstrap (scripts/setup.sh installs them): without them the test
 skips with the reason, or fails when CI=true. Base images are made once by
-scripts/images-base.sh (~2 min cold) and reused. Every container, pod, image tag, network
-namespace and bpffs mount made here has a unique name and is removed at the end.
+scripts/images-base.sh (~2 min cold once per machine; then re-imported from its rootfs tarball
+cache in seconds). Every container, pod, image tag, network namespace and bpffs mount made here
+has a unique name and is removed at the end.
+
+podman's global storage (/var/lib/containers) is never used: each run gets a private storage (its
+own storage.conf, graphroot and runroot in a temp dir) selected with CONTAINERS_STORAGE_CONF, so
+whatever other podman users do to theirs (concurrent builds, dangling layers, killed runs) cannot
+break this test, and this test leaves nothing there. The temp dir is unmounted and deleted at the
+end; one left by a killed run (its lock no longer held) is removed by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -48,7 +58,7 @@ def _missing() -> str | None:
 
 
 def podman(
-    *args: str, check: bool = True, timeout: float = 600
+    *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(  # noqa: S603
         ["podman", *args],
@@ -56,6 +66,7 @@ def podman(
         text=True,
         timeout=timeout,
         check=False,  # noqa: S607
+        env=env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
@@ -84,17 +95,85 @@ def logs(container: str) -> str:
     )
 
 
-def _remove_stale_test_images(max_age_s: float = 6 * 3600) -> None:
-    """Tags of runs that were killed before their clean-up (never a live run's: those are new)."""
-    listed = json.loads(
-        podman("images", "--format", "json", "--filter", "reference=localhost/myapp-*").stdout
-        or "[]"
+STORAGE_PREFIX = "myapp-images-test-"
+
+
+def _storage_env(storage_conf: Path) -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage_conf)}
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below `root` (overlay layers, the driver bind mount), deepest first."""
+    prefix = str(root)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def _drop_storage(root: Path) -> None:
+    """Remove every container and pod of a private storage, unmount what it mounted, delete it.
+
+    Not `podman system reset`: it also deletes podman's tmp dir (/run/libpod), shared with every
+    other podman user of this machine.
+    """
+    conf = root / "storage.conf"
+    if conf.exists():
+        env = _storage_env(conf)
+        podman("pod", "rm", "-a", "-f", "-t", "0", check=False, env=env)
+        podman("rm", "-a", "-f", "-t", "0", check=False, env=env)
+    for point in _mounts_under(root):
+        if subprocess.run(["umount", point], check=False).returncode != 0:  # noqa: S603, S607
+            subprocess.run(["umount", "-l", point], check=True)  # noqa: S603, S607
+    shutil.rmtree(root)
+
+
+def _remove_stale_storages() -> None:
+    """Private storages of runs killed before their clean-up: their lock is no longer held.
+
+    A minute's grace covers a run between creating its temp dir and taking the lock.
+    """
+    for root in Path(tempfile.gettempdir()).glob(STORAGE_PREFIX + "*"):
+        if time.time() - root.stat().st_mtime < 60:
+            continue
+        lock = root / "lock"
+        with lock.open("a") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live run's
+            _drop_storage(root)
+
+
+@contextlib.contextmanager
+def private_storage() -> Iterator[Path]:
+    """A podman storage of our own, locked while in use, selected for every podman call."""
+    _remove_stale_storages()
+    root = Path(tempfile.mkdtemp(prefix=f"{STORAGE_PREFIX}{RUN_ID}-"))
+    lock = (root / "lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    conf = root / "storage.conf"
+    conf.write_text(
+        "[storage]\n"
+        'driver = "overlay"\n'
+        f'graphroot = "{root / "root"}"\n'
+        f'runroot = "{root / "run"}"\n'
     )
-    for image in listed:
-        stale = time.time() - float(image.get("Created", time.time())) > max_age_s
-        for name in image.get("Names") or []:
-            if stale and ":test-" in name:
-                podman("rmi", "-f", name, check=False)
+    previous = os.environ.get("CONTAINERS_STORAGE_CONF")
+    os.environ["CONTAINERS_STORAGE_CONF"] = str(conf)
+    try:
+        yield root
+    finally:
+        if previous is None:
+            os.environ.pop("CONTAINERS_STORAGE_CONF", None)
+        else:
+            os.environ["CONTAINERS_STORAGE_CONF"] = previous
+        try:
+            _drop_storage(root)
+        finally:
+            lock.close()
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +184,19 @@ def images() -> Iterator[dict[str, str]]:
             pytest.fail(f"image test cannot run in CI: {reason}")
         pytest.skip(reason)
     os.environ["CONTAINERS_CONF"] = str(ROOT / "config" / "containers" / "containers.conf")
+    with private_storage() as storage:
+        print(f"private podman storage: {storage}")
+        yield from _build_images()
+
+
+def _build_images() -> Iterator[dict[str, str]]:
+    # A fresh storage: the base images are re-imported from the rootfs tarball cache (seconds;
+    # debootstrap ~2 min on a machine without it) and the node 20 image rebuilt on them.
+    start = time.monotonic()
     subprocess.run(
         [str(ROOT / "scripts" / "images-base.sh")], check=True, timeout=900
     )  # noqa: S603
+    print(f"base images in {time.monotonic() - start:.1f} s")
     built = {}
     try:
         for service, folder in IMAGES.items():
