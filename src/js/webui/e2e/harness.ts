@@ -88,7 +88,19 @@ function python(): string {
   return ["/usr/bin/python3.11", "/usr/local/bin/python3.11"].find((p) => fs.existsSync(p)) ?? "python3.11";
 }
 
+/** Another test process may take the free port before the API binds it: try a few ports. */
 export async function startApi(dataDir: string): Promise<Service> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startApiOnce(dataDir);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      console.warn(`API start attempt ${attempt} failed, retrying on another port: ${(err as Error).message}`);
+    }
+  }
+}
+
+async function startApiOnce(dataDir: string): Promise<Service> {
   const apiPort = await freePort();
   const { proc, log } = spawnService(python(), [process.env.API_PEX!], {
     ...process.env,
@@ -102,21 +114,32 @@ export async function startApi(dataDir: string): Promise<Service> {
     LOGIN_MAX_FAILURES_IP: "1000",
   });
   const url = `http://127.0.0.1:${apiPort}`;
-  await waitForHttp(`${url}/healthz`, proc, log);
+  try {
+    await waitForHttp(`${url}/healthz`, proc, log);
+  } catch (err) {
+    await stopper(proc)();
+    throw err;
+  }
   return { url, proc, log, stop: stopper(proc) };
 }
 
 export async function startWebui(apiUrl: string): Promise<Service> {
-  const port = await freePort();
   const { proc, log } = spawnService(process.execPath, [path.join(ROOT, "server", "main.mjs")], {
     ...process.env,
     HOST: "127.0.0.1",
-    PORT: String(port),
+    // Port 0: the kernel picks a free one, which the server prints (no race with other tests).
+    PORT: "0",
     API_URL: apiUrl,
     APP_ENV: "development",
     DIST_DIR: path.join(ROOT, "dist"),
   });
-  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  let match: RegExpMatchArray | null = null;
+  while (!(match = log().match(/listening on http:\/\/127\.0\.0\.1:(\d+)/))) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`WebUI server did not start:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = `http://127.0.0.1:${match[1]}`;
   await waitForHttp(`${url}/healthz`, proc, log);
   return { url, proc, log, stop: stopper(proc) };
 }
