@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix  # pants: no-infer-dep (insta
 
 from myapp.api import probes
 from myapp.api.audit.views import bp as audit_bp
+from myapp.api.auth.session_cache import SessionCache, listen
 from myapp.api.auth.views import bp as auth_bp
 from myapp.api.cli import register_cli
 from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
@@ -92,7 +93,8 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
     app.config["TESTING"] = config.testing
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    db = open_db(config)
+    sessions = _session_cache(config)
+    db = open_db(config, on_connect=listen if sessions is not None else None)
     app.extensions["myapp"] = AppState(
         config=config,
         db=db,
@@ -106,6 +108,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         ),
         dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
         fastpath=start_reconciler(config) if config.fastpath_addr else None,
+        sessions=sessions,
     )
 
     register_error_handlers(app)
@@ -185,6 +188,13 @@ def _discard(_adapter: object) -> None:
 
 def _explicit_rollback(adapter: object) -> None:
     adapter.execute("ROLLBACK")  # type: ignore[attr-defined]
+
+
+def _session_cache(config: Config) -> SessionCache | None:
+    """Only PostgreSQL tells us when a session changes (LISTEN/NOTIFY): cache only there."""
+    if config.db_kind != "postgres" or config.auth_cache_seconds <= 0:
+        return None
+    return SessionCache(ttl=config.auth_cache_seconds)
 
 
 def _token_service(config: Config) -> TokenService:

@@ -24,6 +24,9 @@ Variables (see docs/ARCHITECTURE.md):
 - ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional). When set, every rule change
   is pushed to it and the full rule set is reconciled every ``FASTPATH_SYNC_INTERVAL`` seconds
   (default 30).
+- ``AUTH_CACHE_SECONDS``: on PostgreSQL, how long a process may reuse a valid session check
+  (default 10; 0 checks the database on every request). Changes to users and sessions evict
+  entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification.
 - ``LOG_FORMAT``: ``json`` or ``text`` (default: json in production, text otherwise);
   ``LOG_LEVEL`` (default INFO).
 - ``PROMETHEUS_MULTIPROC_DIR``: set by the production server so /metrics aggregates workers.
@@ -70,6 +73,7 @@ class Config:
     trusted_proxy_hops: int = 0
     fastpath_addr: str | None = None
     fastpath_sync_interval: int = 30
+    auth_cache_seconds: int = 10
     log_format: str = "text"
     log_level: str = "INFO"
     testing: bool = False
@@ -161,6 +165,7 @@ class Config:
             fastpath_sync_interval=env_int(
                 env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600
             ),
+            auth_cache_seconds=env_int(env, "AUTH_CACHE_SECONDS", 10, minimum=0, maximum=300),
             log_format=log_format,
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
         )

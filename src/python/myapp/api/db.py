@@ -16,13 +16,14 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydal import DAL, Field
 
+from myapp.api.auth.session_cache import AUTH_CHANNEL
 from myapp.api.config import Config
 
 log = logging.getLogger(__name__)
@@ -117,18 +118,25 @@ def _sqlite_path(config: Config) -> Path:
     return Path(config.db_uri.split("://", 1)[1])
 
 
-def open_db(config: Config, *, pool_size: int | None = None, autocommit: bool = True) -> DAL:
+def open_db(
+    config: Config,
+    *,
+    pool_size: int | None = None,
+    autocommit: bool = True,
+    on_connect: Callable[[Any], None] | None = None,
+) -> DAL:
     """A DAL for serving requests (no schema changes); connections are per thread, pooled.
 
     Serving connections run in autocommit mode: a read is one round trip, with no BEGIN and
     ROLLBACK around it. Requests that write open an explicit transaction (`begin`/`commit`).
     Pooled connections are not pinged on checkout (a dead one fails one request with 503 and
-    is dropped).
+    is dropped). `on_connect` gets each new driver connection (after the settings above).
     """
     db = _dal(
         config,
         pool_size=config.db_pool_size if pool_size is None else pool_size,
         autocommit=autocommit,
+        on_connect=on_connect,
     )
     db._adapter.check_active_connection = False
     define_tables(db, {name: {"migrate": False} for name in TABLES})
@@ -153,7 +161,12 @@ def rollback(db: DAL) -> None:
 
 
 def _dal(
-    config: Config, *, pool_size: int, folder: Path | None = None, autocommit: bool = False
+    config: Config,
+    *,
+    pool_size: int,
+    folder: Path | None = None,
+    autocommit: bool = False,
+    on_connect: Callable[[Any], None] | None = None,
 ) -> DAL:
     kind = config.db_kind
     driver_args: dict[str, Any] = {}
@@ -170,11 +183,13 @@ def _dal(
         migrate=False,
         driver_args=driver_args,
         attempts=1,
-        after_connection=lambda adapter: _after_connection(adapter, autocommit),
+        after_connection=lambda adapter: _after_connection(adapter, autocommit, on_connect),
     )
 
 
-def _after_connection(adapter: Any, autocommit: bool) -> None:
+def _after_connection(
+    adapter: Any, autocommit: bool, on_connect: Callable[[Any], None] | None
+) -> None:
     connection = adapter.connection
     if autocommit:
         if adapter.dbengine == "sqlite":
@@ -190,6 +205,8 @@ def _after_connection(adapter: Any, autocommit: bool) -> None:
     elif adapter.dbengine == "mysql":
         adapter.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED;")
         adapter.execute("SET time_zone = '+00:00';")
+    if on_connect is not None:
+        on_connect(connection)
 
 
 @contextlib.contextmanager
@@ -267,6 +284,39 @@ def _ensure_index(db: DAL, config: Config, table: str, columns: tuple[str, ...])
         db.executesql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
 
 
+# PostgreSQL tells every listening API process which user's sessions may have changed, whoever
+# changed them (see auth/session_cache.py). Any UPDATE or DELETE counts: inserts cannot turn a
+# valid session into an invalid one.
+_AUTH_TRIGGER_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION myapp_auth_changed() RETURNS trigger AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'app_user' THEN
+        PERFORM pg_notify('{AUTH_CHANNEL}', OLD.id::text);
+    ELSE
+        PERFORM pg_notify('{AUTH_CHANNEL}', OLD.user_id::text);
+    END IF;
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql
+"""
+
+
+def _ensure_auth_triggers(db: DAL) -> None:
+    db.executesql(_AUTH_TRIGGER_FUNCTION)
+    for table in ("app_user", "refresh_token"):
+        trigger = f"{table}_auth_changed"
+        exists = db.executesql(
+            "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass",
+            placeholders=(trigger, table),
+        )
+        if exists:  # no DDL (and no table lock) when a replica starts against a ready schema
+            continue
+        db.executesql(
+            f"CREATE TRIGGER {trigger} AFTER UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION myapp_auth_changed()"
+        )
+
+
 def migrate_schema(config: Config) -> None:
     """Create or alter the tables (idempotent; serialised across processes by `schema_lock`)."""
     folder = _metadata_dir(config)
@@ -284,6 +334,8 @@ def migrate_schema(config: Config) -> None:
             define_tables(db, options)
             for table, columns in INDEXES:
                 _ensure_index(db, config, table, columns)
+            if config.db_kind == "postgres":
+                _ensure_auth_triggers(db)
             db.commit()
     finally:
         db.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,14 +75,30 @@ class TokenError(Exception):
     """The access token is invalid; the message says why (safe to show the client)."""
 
 
-class TokenService:
-    """Issues and verifies HS256 access tokens with iss/aud/iat/exp/jti/sub/role/scopes."""
+# Seconds of clock skew accepted on exp/nbf/iat.
+LEEWAY = 5
 
-    def __init__(self, secret: str, issuer: str, audience: str, ttl: int) -> None:
+
+class TokenService:
+    """Issues and verifies HS256 access tokens with iss/aud/iat/exp/jti/sub/role/scopes.
+
+    A client sends the same token with every request until it expires, so the verified claims
+    of recent tokens are remembered (by the exact token string, until its ``exp``): checking the
+    signature and decoding again would give the same answer. Expiry is checked on every use;
+    whether the session behind the token is still valid is not this class's business (see
+    auth/principal.py).
+    """
+
+    def __init__(
+        self, secret: str, issuer: str, audience: str, ttl: int, remember: int = 10_000
+    ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
+        self._remember = remember
+        self._verified: dict[str, tuple[float, AccessClaims]] = {}
+        self._lock = threading.Lock()
 
     def issue(self, user_id: int, role: str, token_version: int, session_id: str) -> str:
         now = datetime.now(UTC)
@@ -100,6 +118,21 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
     def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid token; TokenError saying what is wrong otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[0]:
+                return known[1]
+            with self._lock:  # writers hold the lock: eviction below iterates the dict
+                self._verified.pop(token, None)
+        expires, claims = self._decode(token)
+        with self._lock:
+            if len(self._verified) >= self._remember:
+                self._verified.pop(next(iter(self._verified)))  # the oldest insertion
+            self._verified[token] = (expires, claims)
+        return claims
+
+    def _decode(self, token: str) -> tuple[float, AccessClaims]:
         try:
             claims = jwt.decode(
                 token,
@@ -108,7 +141,7 @@ class TokenService:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-                leeway=5,
+                leeway=LEEWAY,
             )
         except jwt.ExpiredSignatureError:
             raise TokenError("Access token expired") from None
@@ -127,7 +160,8 @@ class TokenService:
             scopes = tuple(str(s) for s in claims["scopes"])
             if role not in SCOPES_BY_ROLE or not set(scopes) <= set(SCOPES_BY_ROLE[role]):
                 raise ValueError
-            return AccessClaims(
+            # PyJWT accepts a token while now < exp + leeway: so does the cache.
+            return float(claims["exp"]) + LEEWAY, AccessClaims(
                 user_id=int(claims["sub"]),
                 role=role,
                 scopes=scopes,

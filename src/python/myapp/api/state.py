@@ -9,6 +9,7 @@ from flask import current_app, g
 from pydal import DAL
 
 from myapp.api import db as dblayer
+from myapp.api.auth.session_cache import SessionCache, drain
 from myapp.api.config import Config
 from myapp.api.security import TokenService
 from myapp.api.throttle import LoginThrottle
@@ -26,6 +27,8 @@ class AppState:
     dummy_hash: str
     # Pushes rule changes to the fast-path agent; None when FASTPATH_ADDR is unset.
     fastpath: Reconciler | None = None
+    # Valid session checks (PostgreSQL only, AUTH_CACHE_SECONDS > 0); see auth/session_cache.py.
+    sessions: SessionCache | None = None
 
 
 def state() -> AppState:
@@ -48,7 +51,12 @@ def commit() -> None:
     """Commit this request's transaction; later statements run in autocommit again."""
     if g.get("tx_open"):
         g.tx_open = False
-        dblayer.commit(db())
+        st = state()
+        dblayer.commit(st.db)
+        if st.sessions is not None:
+            # PostgreSQL hands a session its own notifications with the COMMIT: apply them now,
+            # so this process never serves a session this transaction just ended.
+            drain(st.db._adapter.connection)
 
 
 def rollback() -> None:

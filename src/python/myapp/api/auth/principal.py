@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import g, request
 from pydal import DAL
 from pydal.objects import Row
 
+from myapp.api.auth.session_cache import SessionCache, drain
 from myapp.api.errors import invalid_token, unauthenticated
 from myapp.api.security import TokenError
 from myapp.api.state import state
@@ -28,6 +30,8 @@ def authenticate() -> Principal:
 
     One query: the user row left-joined to any live refresh token of the token's session, so a
     password change, deactivation, role change, deletion or logout ends the access token at once.
+    On PostgreSQL a valid result is cached until a notification says the user or a token of
+    theirs changed (see `session_cache.py`).
     """
     header = request.headers.get("Authorization", "")
     if not header:
@@ -40,7 +44,7 @@ def authenticate() -> Principal:
         claims = st.tokens.verify(token.strip())
     except TokenError as exc:
         raise invalid_token(str(exc)) from None
-    found = _load_session(st.db, claims.user_id, claims.session_id)
+    found = _check_session(st.db, st.sessions, claims.user_id, claims.session_id)
     if found is None:
         raise invalid_token("The token's user no longer exists")
     user, live_session = found
@@ -97,15 +101,37 @@ def _session_sql(db: DAL) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     return compiled
 
 
-def _load_session(db: DAL, user_id: int, session_id: str) -> tuple[Row, bool] | None:
-    """(the user row, whether the session has a live refresh token), or None: no such user."""
+def _check_session(
+    db: DAL, cache: SessionCache | None, user_id: int, session_id: str
+) -> tuple[Row, bool] | None:
+    """(the user row, whether the session is live), from the cache when it holds a valid one."""
+    if cache is None:
+        found = _load_session(db, user_id, session_id)
+    else:
+        drain(db._adapter.connection)  # first apply the changes this connection was told about
+        key = (user_id, session_id)
+        cached = cache.get(key)
+        if cached is not None:
+            return Row(cached), True  # a fresh Row: requests never share one
+        generation = cache.generation
+        found = _load_session(db, user_id, session_id)
+        if found is not None and found[1] and _truthy(found[0]["active"]):
+            cache.put(generation, key, found[0])
+    if found is None:
+        return None
+    values, live = found
+    return Row(values), live
+
+
+def _load_session(db: DAL, user_id: int, session_id: str) -> tuple[dict[str, Any], bool] | None:
+    """(the user's columns, whether the session has a live refresh token), or None: no user."""
     sql, order, names = _session_sql(db)
     values = {"uid": user_id, "sid": session_id}
     rows = db.executesql(sql, placeholders=tuple(values[name] for name in order))
     if not rows:
         return None
     row = rows[0]
-    return Row(dict(zip(names, row[:-1], strict=True))), row[-1] is not None
+    return dict(zip(names, row[:-1], strict=True)), row[-1] is not None
 
 
 def _truthy(value: object) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from pydal.objects import Row
 
@@ -160,9 +161,15 @@ def logout(user_id: int, session_id: str, token: str | None) -> None:
     commit()
 
 
-def change_password(user: Row, current: str, new: str) -> TokenOut:
+def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
     st = state()
     d = st.db
+    # The caller's row may come from the session cache: check and bump what is stored now,
+    # locked (SQLite's write transaction is already exclusive) so two changes cannot interleave.
+    lock: dict[str, Any] = {} if st.config.db_kind == "sqlite" else {"for_update": True}
+    user = d(d.app_user.id == principal_user.id).select(**lock).first()
+    if user is None or user.token_version != principal_user.token_version:
+        raise invalid_token("Token revoked (password, role or status changed); log in again")
     if not verify_password(current, user.password_hash):
         raise ApiError(
             422,
