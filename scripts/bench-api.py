@@ -8,7 +8,8 @@ RSS of each gunicorn worker. Standard library only (runs on the system python3).
 
 Environment: BENCH_PEX (default dist/src.python.myapp.api/api.pex, built by `make bench-api`),
 TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432), BENCH_DURATION (default 10s),
-BENCH_CONNECTIONS (default 32), WEB_CONCURRENCY / GUNICORN_THREADS (server settings).
+BENCH_CONNECTIONS (default 32), BENCH_ROUNDS (default 1: rounds per endpoint, the median is
+reported), WEB_CONCURRENCY / GUNICORN_THREADS (server settings).
 """
 
 from __future__ import annotations
@@ -128,6 +129,35 @@ def to_ms(text: str) -> float:
     return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
+def worker_pids(master_pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master_pid)], capture_output=True, text=True
+    ).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes used so far (from /proc/PID/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def calibrate() -> float:
+    """Milliseconds for a fixed pure-Python loop: how fast this machine is right now."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def worker_rss(master_pid: int) -> list[tuple[int, float]]:
     out = subprocess.run(
         ["ps", "-o", "pid=,rss=", "--ppid", str(master_pid)], capture_output=True, text=True
@@ -164,6 +194,7 @@ def main() -> int:
         "PEX_ROOT": str(Path.home() / ".pex"),
     }
     log_path = tmp / "server.log"
+    speed_before = calibrate()
     print(
         f"bench-api: gunicorn ({env['WEB_CONCURRENCY']} workers), PostgreSQL database "
         f"{db_name}; request log (JSON, production) -> {log_path}"
@@ -253,29 +284,45 @@ def main() -> int:
             ("POST /api/v1/auth/login", f"{base}/api/v1/auth/login", 2, {}, str(lua)),
         ]
         results = []
+        workers = worker_pids(server.pid)
         for name, url, conns, headers, script in cases:
-            result = wrk(url, conns, duration, headers, script)
-            results.append((name, conns, result))
-            print(
-                f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  p50 {result['p50']:>8s}  "
-                f"p99 {result['p99']:>8s}  non-2xx {result['non2xx']}"
-            )
+            rounds = []
+            for _ in range(max(1, int(os.environ.get("BENCH_ROUNDS", "1")))):
+                cpu_before = cpu_seconds(workers)
+                result = wrk(url, conns, duration, headers, script)
+                used = cpu_seconds(workers) - cpu_before
+                result["cpu_ms"] = used * 1000 / max(1, result["requests"])
+                rounds.append(result)
+                print(
+                    f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  "
+                    f"p50 {result['p50']:>8s}  p99 {result['p99']:>8s}  "
+                    f"server CPU {result['cpu_ms']:.2f} ms/req  non-2xx {result['non2xx']}"
+                )
+            rounds.sort(key=lambda r: r["rps"])
+            results.append((name, conns, rounds[len(rounds) // 2]))  # the median round
         rss = worker_rss(server.pid)
         threads = int(os.environ.get("GUNICORN_THREADS", "4"))
         load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+        rounds_note = os.environ.get("BENCH_ROUNDS", "1")
         print(
-            f"\nbench-api results (wrk, {duration} each; {env['WEB_CONCURRENCY']} workers, "
-            f"{threads} thread(s) each, {'gthread' if threads > 1 else 'sync'} worker class):"
+            f"\nbench-api results (wrk, {duration} each, median of {rounds_note} round(s); "
+            f"{env['WEB_CONCURRENCY']} workers, {threads} thread(s) each, "
+            f"{'gthread' if threads > 1 else 'sync'} worker class):"
         )
         print(
             f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-            f"{'non-2xx':>8s}"
+            f"{'CPU ms':>7s} {'non-2xx':>8s}"
         )
         for name, conns, r in results:
             print(
                 f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
-                f"{to_ms(r['p99']):8.2f} {r['non2xx']:8d}"
+                f"{to_ms(r['p99']):8.2f} {r['cpu_ms']:7.2f} {r['non2xx']:8d}"
             )
+        print(
+            f"  CPU ms: server (all workers) CPU time per request. Machine speed: a fixed Python"
+            f" loop took {speed_before:.0f} ms before the run and {calibrate():.0f} ms after"
+            " (lower is faster; compare runs only at similar speeds)"
+        )
         print(
             f"  load average after the run (1/5/15 min): {load} on {os.cpu_count()} CPUs "
             "(the machine is shared: compare runs by their ratios)"

@@ -26,7 +26,7 @@ from myapp.api.db import dispose, integrity_errors, migrate_schema, open_db, utc
 from myapp.api.errors import error_response, register_error_handlers
 from myapp.api.fastpath.sync import start_reconciler
 from myapp.api.fastpath.views import bp as fastpath_bp
-from myapp.api.metrics import DB_ERRORS, LATENCY, REQUESTS
+from myapp.api.metrics import DB_ERRORS, request_metrics
 from myapp.api.rules.views import bp as rules_bp
 from myapp.api.security import TokenService, hash_password
 from myapp.api.state import AppState
@@ -129,26 +129,35 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "-")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.path.startswith("/api/v1/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        route = request.url_rule.rule if request.url_rule else "<unmatched>"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(elapsed)
+        # Runs on every request: the context-local proxies are resolved once (each access to
+        # `request` or `g` is a lookup through a ContextVar).
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        ctx = g._get_current_object()  # type: ignore[attr-defined]
+        request_id = getattr(ctx, "request_id", "-")
+        headers = response.headers
+        headers["X-Request-ID"] = request_id
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        path = req.path
+        if path.startswith("/api/v1/"):
+            headers.setdefault("Cache-Control", "no-store")
+        method = req.method
+        route = req.url_rule.rule if req.url_rule else "<unmatched>"
+        status = response.status_code
+        elapsed = time.perf_counter() - getattr(ctx, "started", time.perf_counter())
+        request_metrics(method, route, status).observe(elapsed)
         access_log.info(
             "%s %s %s %.1fms",
-            request.method,
-            request.path,
-            response.status_code,
+            method,
+            path,
+            status,
             elapsed * 1000,
             extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
-                "remote_addr": request.remote_addr,
+                "remote_addr": req.remote_addr,
             },
         )
         return response

@@ -168,3 +168,38 @@ def test_last_admin_is_protected(client: FlaskClient, login_as: Callable[[str], 
         client.delete(f"/api/v1/users/{uid}", headers=admin.headers),
     ):
         assert response.status_code == 409 and response.get_json()["error"]["code"] == "last_admin"
+
+
+def test_pages_carry_the_total_of_all_matches(
+    client: FlaskClient, login_as: Callable[[str], Session]
+) -> None:
+    """The total comes with the page (a window count): full, partial, past-the-end and empty."""
+    h = login_as("admin").headers
+    tag = "pagetotal"
+    for index in range(7):
+        created = client.post(
+            "/api/v1/rules",
+            headers=h,
+            json={
+                "name": f"{tag} {index}",
+                "source_cidr": f"10.77.{index}.0/24",
+                "action": "drop",
+            },
+        )
+        assert created.status_code == 201, created.get_json()
+
+    def page(number: int, per_page: int, q: str = tag) -> dict:
+        response = client.get(
+            f"/api/v1/rules?q={q}&page={number}&per_page={per_page}&sort=name", headers=h
+        )
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    first, middle, last, beyond = page(1, 3), page(2, 3), page(3, 3), page(9, 3)
+    assert [len(p["items"]) for p in (first, middle, last, beyond)] == [3, 3, 1, 0]
+    assert {p["total"] for p in (first, middle, last, beyond)} == {7}
+    names = [item["name"] for p in (first, middle, last) for item in p["items"]]
+    assert names == [f"{tag} {index}" for index in range(7)]
+    assert page(1, 100)["total"] == 7 and len(page(1, 100)["items"]) == 7
+    nothing = page(1, 10, q="no-such-rule-anywhere")
+    assert nothing["total"] == 0 and nothing["items"] == []

@@ -2,7 +2,9 @@
 
 Rows are fetched with PyDAL-generated SQL but without PyDAL's per-value row parsing, and go
 straight into the response model (pydantic converts SQLite's 'T'/'F' booleans and text
-timestamps): a 100-row page costs a few milliseconds instead of tens.
+timestamps): a 100-row page costs a few milliseconds instead of tens. The total comes with the
+page, as a window count (``COUNT(*) OVER ()``, computed before LIMIT) in the same query:
+PostgreSQL, MariaDB >= 10.2 and SQLite >= 3.25 all have it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydal.objects import Query, Table
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from myapp.api.errors import validation_error
 from myapp.api.schemas import ListQuery
@@ -47,9 +49,24 @@ def fetch_page(
     start = (query.page - 1) * query.per_page
     fields = [table[field] for field in model.model_fields if field in table.fields]
     sql = d(condition)._select(*fields, orderby=order, limitby=(start, start + query.per_page))
-    rows: list[tuple[Any, ...]] = d.executesql(sql)
-    names = [field.name for field in fields]
-    items = [model.model_validate(dict(zip(names, row, strict=True))) for row in rows]
-    # A first page that is not full already tells the total: skip the COUNT round trip.
-    total = len(items) if start == 0 and len(items) < query.per_page else d(condition).count()
+    # "SELECT <quoted columns> FROM ...": the first " FROM " ends the column list.
+    columns, from_, rest = sql.partition(" FROM ")
+    rows: list[tuple[Any, ...]] = d.executesql(f"{columns}, COUNT(*) OVER (){from_}{rest}")
+    names = [field.name for field in fields]  # zip() leaves the count column out
+    items = _list_adapter(model).validate_python([dict(zip(names, row)) for row in rows])
+    if rows:
+        total = int(rows[0][-1])
+    else:  # no row to carry the count: an empty result, or a page past the end
+        total = 0 if start == 0 else d(condition).count()
     return items, total
+
+
+_adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def _list_adapter(model: type[M]) -> TypeAdapter[list[M]]:
+    """One validation call for the whole page (much cheaper than one per row)."""
+    adapter = _adapters.get(model)
+    if adapter is None:
+        adapter = _adapters[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return adapter

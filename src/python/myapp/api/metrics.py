@@ -25,6 +25,35 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+
+class _RouteMetrics:
+    """The request counter and latency histogram children of one (method, route, status)."""
+
+    __slots__ = ("_count", "_latency")
+
+    def __init__(self, method: str, route: str, status: int) -> None:
+        self._count = REQUESTS.labels(method, route, str(status))
+        self._latency = LATENCY.labels(method, route)
+
+    def observe(self, seconds: float) -> None:
+        self._count.inc()
+        self._latency.observe(seconds)
+
+
+# labels() validates and locks on every call; the children never change, so keep them. Bounded:
+# routes are the app's templates (or "<unmatched>") and methods/statuses are few.
+_route_metrics: dict[tuple[str, str, int], _RouteMetrics] = {}
+
+
+def request_metrics(method: str, route: str, status: int) -> _RouteMetrics:
+    key = (method, route, status)
+    found = _route_metrics.get(key)
+    if found is None:
+        found = _route_metrics[key] = _RouteMetrics(method, route, status)
+    return found
+
+
 DB_ERRORS = Counter("myapp_api_db_errors_total", "Database errors seen while serving requests")
 LOGINS = Counter("myapp_api_logins_total", "Login attempts by outcome", ["outcome"])
 

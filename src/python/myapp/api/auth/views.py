@@ -8,7 +8,7 @@ from myapp.api.auth import service
 from myapp.api.auth.principal import current_principal
 from myapp.api.auth.schemas import LoginIn, LogoutIn, MeOut, PasswordChangeIn, RefreshIn, TokenOut
 from myapp.api.routing import AUTHENTICATED, PUBLIC, api_route
-from myapp.api.users.service import to_out
+from myapp.api.users.service import out_fields
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -66,7 +66,7 @@ def logout(body: LogoutIn | None) -> None:
 )
 def me() -> MeOut:
     principal = current_principal()
-    return MeOut(**to_out(principal.user).model_dump(), scopes=list(principal.scopes))
+    return MeOut.model_validate({**out_fields(principal.user), "scopes": list(principal.scopes)})
 
 
 @api_route(

@@ -20,8 +20,16 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+_OUT_FIELDS = tuple(UserOut.model_fields)
+
+
+def out_fields(row: Row) -> dict[str, Any]:
+    """The row's values that `UserOut` shows (no password hash, no token version)."""
+    return {name: row[name] for name in _OUT_FIELDS}
+
+
 def to_out(row: Row) -> UserOut:
-    return UserOut.model_validate(row.as_dict())
+    return UserOut.model_validate(out_fields(row))
 
 
 def get_user(user_id: int) -> Row:
