@@ -62,14 +62,16 @@ def call(base: str, method: str, path: str, body: dict | None = None, token: str
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def psql(server: str, sql: str) -> None:
+def psql(server: str, sql: str) -> str:
     parts = urlsplit(server)
     env = {**os.environ, "PGPASSWORD": parts.password or ""}
-    subprocess.run(
+    return subprocess.run(
         [
             "psql",
             "-X",
             "-q",
+            "-A",
+            "-t",
             "-h",
             parts.hostname or "127.0.0.1",
             "-p",
@@ -83,7 +85,21 @@ def psql(server: str, sql: str) -> None:
         ],
         check=True,
         env=env,
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def db_statements(server: str, db_name: str) -> int:
+    """Transactions the database has run (autocommit: one per statement), after a stats flush."""
+    time.sleep(1.2)  # backends publish their counters at most once a second
+    return int(
+        psql(
+            server,
+            # db_name is ours: myapp_bench_<pid>_<hex>
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"  # noqa: S608
+            f" WHERE datname = '{db_name}'",
+        )
     )
 
 
@@ -288,15 +304,20 @@ def main() -> int:
         for name, url, conns, headers, script in cases:
             rounds = []
             for _ in range(max(1, int(os.environ.get("BENCH_ROUNDS", "1")))):
+                statements_before = db_statements(server_url, db_name)
                 cpu_before = cpu_seconds(workers)
                 result = wrk(url, conns, duration, headers, script)
                 used = cpu_seconds(workers) - cpu_before
                 result["cpu_ms"] = used * 1000 / max(1, result["requests"])
+                result["db_per_req"] = (
+                    db_statements(server_url, db_name) - statements_before
+                ) / max(1, result["requests"])
                 rounds.append(result)
                 print(
                     f"  {name:34s} c={conns:<3d} {result['rps']:9.1f} req/s  "
                     f"p50 {result['p50']:>8s}  p99 {result['p99']:>8s}  "
-                    f"server CPU {result['cpu_ms']:.2f} ms/req  non-2xx {result['non2xx']}"
+                    f"server CPU {result['cpu_ms']:.2f} ms/req  "
+                    f"DB statements {result['db_per_req']:.2f}/req  non-2xx {result['non2xx']}"
                 )
             rounds.sort(key=lambda r: r["rps"])
             results.append((name, conns, rounds[len(rounds) // 2]))  # the median round

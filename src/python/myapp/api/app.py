@@ -132,7 +132,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         # Runs on every request: the context-local proxies are resolved once (each access to
         # `request` or `g` is a lookup through a ContextVar).
         req = request._get_current_object()  # type: ignore[attr-defined]
-        ctx = g._get_current_object()  # type: ignore[attr-defined]
+        ctx = g._get_current_object()
         request_id = getattr(ctx, "request_id", "-")
         headers = response.headers
         headers["X-Request-ID"] = request_id

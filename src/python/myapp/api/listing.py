@@ -52,13 +52,14 @@ def fetch_page(
     # "SELECT <quoted columns> FROM ...": the first " FROM " ends the column list.
     columns, from_, rest = sql.partition(" FROM ")
     rows: list[tuple[Any, ...]] = d.executesql(f"{columns}, COUNT(*) OVER (){from_}{rest}")
-    names = [field.name for field in fields]  # zip() leaves the count column out
-    items = _list_adapter(model).validate_python([dict(zip(names, row)) for row in rows])
+    names = [field.name for field in fields]
+    items = _list_adapter(model).validate_python(
+        [dict(zip(names, row[:-1], strict=True)) for row in rows]
+    )
     if rows:
-        total = int(rows[0][-1])
-    else:  # no row to carry the count: an empty result, or a page past the end
-        total = 0 if start == 0 else d(condition).count()
-    return items, total
+        return items, int(rows[0][-1])
+    # No row to carry the count: an empty result, or a page past the end.
+    return items, 0 if start == 0 else d(condition).count()
 
 
 _adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}

@@ -245,9 +245,7 @@ def test_a_change_from_elsewhere_ends_cached_sessions(
     assert _rejected_within(client, session, seconds=2.0) < 0.5
 
 
-def test_a_change_through_the_api_ends_the_session_at_once(
-    client: FlaskClient, app: Flask
-) -> None:
+def test_a_change_through_the_api_ends_the_session_at_once(client: FlaskClient, app: Flask) -> None:
     config = app.extensions["myapp"].config
     admin = login(client, config.admin_email, config.admin_password)
     user_id, session = _new_user(client, app)
@@ -285,9 +283,7 @@ def test_a_new_listening_connection_starts_the_cache_over(
     assert cache.get((1, "s")) is None
 
 
-def test_concurrent_changes_never_leave_a_stale_entry(
-    app: Flask, postgres: TestDatabase
-) -> None:
+def test_concurrent_changes_never_leave_a_stale_entry(app: Flask, postgres: TestDatabase) -> None:
     """Requests in many threads while another connection deactivates the user: afterwards
     (once the notification is in) every request is rejected."""
     user_id, session = _new_user(app.test_client(), app)
