@@ -354,6 +354,17 @@ def main() -> int:
             "  targets: users list >= 500 req/s, /auth/me >= 2000 req/s, p99 < 100 ms at 32 "
             "connections, < 120 MiB per worker"
         )
+        by_name = {name: r for name, _, r in results}
+        checks = [
+            ("users list >= 500 req/s", by_name[cases[0][0]]["rps"] >= 500),
+            ("/auth/me >= 2000 req/s", by_name[cases[1][0]]["rps"] >= 2000),
+        ]
+        for name, conns, r in results:
+            if conns == connections:
+                checks.append((f"{name} p99 < 100 ms", to_ms(r["p99"]) < 100))
+        checks.append(("RSS < 120 MiB per worker", all(mib < 120 for _, mib in rss)))
+        for label, ok in checks:
+            print(f"  {'met   ' if ok else 'MISSED'} {label}")
         return 0
     finally:
         server.send_signal(signal.SIGTERM)

@@ -26,7 +26,8 @@ Variables (see docs/ARCHITECTURE.md):
   (default 30).
 - ``AUTH_CACHE_SECONDS``: on PostgreSQL, how long a process may reuse a valid session check
   (default 10; 0 checks the database on every request). Changes to users and sessions evict
-  entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification.
+  entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification. Set 0
+  behind a pooler that does not keep sessions (PgBouncer in transaction mode drops LISTEN).
 - ``LOG_FORMAT``: ``json`` or ``text`` (default: json in production, text otherwise);
   ``LOG_LEVEL`` (default INFO).
 - ``PROMETHEUS_MULTIPROC_DIR``: set by the production server so /metrics aggregates workers.

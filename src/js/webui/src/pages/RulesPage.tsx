@@ -4,6 +4,7 @@ import { useDebounced, useInterval, useResource } from "../api/useResource";
 import { canAccess } from "../auth/access";
 import { useSession, useUser } from "../auth/session";
 import { ConfirmDialog } from "../components/ConfirmDialog";
+import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
 import { Alert, Spinner, TextField } from "../components/Field";
 import { formatTime, LoadError } from "../components/LoadError";
 import { Pager, SortHeader } from "../components/Pager";
@@ -28,11 +29,15 @@ function RulesTab() {
   const [sort, setSort] = useState("priority");
   const [page, setPage] = useState(1);
   const [editing, setEditing] = useState<Rule | "new" | null>(null);
-  const [deleting, setDeleting] = useState<Rule | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
   const query = useDebounced(q);
   const rules = useResource(() => api.listRules({ q: query, sort, page, per_page: 20 }), [api, query, sort, page]);
+  const deletion = useConfirmedDelete<Rule>({
+    remove: (rule) => api.deleteRule(rule.id),
+    deletedText: (rule) => `Rule “${rule.name}” deleted.`,
+    onNotice: setNotice,
+    onDeleted: rules.reload,
+  });
   const canCreate = canAccess(scopes, "rules", "create");
   const canEdit = canAccess(scopes, "rules", "update");
   const canDelete = canAccess(scopes, "rules", "delete");
@@ -119,7 +124,7 @@ function RulesTab() {
                         </button>
                       )}
                       {canDelete && (
-                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${r.name}`} onClick={() => setDeleting(r)}>
+                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${r.name}`} onClick={() => deletion.ask(r)}>
                           Delete
                         </button>
                       )}
@@ -132,28 +137,16 @@ function RulesTab() {
           <Pager page={rules.data.page} perPage={rules.data.per_page} total={rules.data.total} onPage={setPage} />
         </>
       )}
-      {deleting && (
+      {deletion.pending && (
         <ConfirmDialog
-          title={`Delete rule “${deleting.name}”?`}
+          title={`Delete rule “${deletion.pending.name}”?`}
           confirmLabel="Delete rule"
-          busy={busy}
-          onCancel={() => setDeleting(null)}
-          onConfirm={async () => {
-            setBusy(true);
-            try {
-              await api.deleteRule(deleting.id);
-              setNotice({ kind: "success", text: `Rule “${deleting.name}” deleted.` });
-              rules.reload();
-            } catch (err) {
-              setNotice({ kind: "error", text: err instanceof Error ? err.message : String(err) });
-            } finally {
-              setBusy(false);
-              setDeleting(null);
-            }
-          }}
+          busy={deletion.busy}
+          onCancel={deletion.cancel}
+          onConfirm={deletion.confirm}
         >
           <p>
-            Traffic from <code>{deleting.source_cidr}</code> will no longer be matched by this rule.
+            Traffic from <code>{deletion.pending.source_cidr}</code> will no longer be matched by this rule.
           </p>
         </ConfirmDialog>
       )}

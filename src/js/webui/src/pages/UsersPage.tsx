@@ -5,6 +5,7 @@ import { useDebounced, useResource } from "../api/useResource";
 import { canAccess, type Role } from "../auth/access";
 import { useSession, useUser } from "../auth/session";
 import { ConfirmDialog } from "../components/ConfirmDialog";
+import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
 import { Alert, CheckboxField, SelectField, Spinner, TextField } from "../components/Field";
 import { formatTime, LoadError } from "../components/LoadError";
 import { Pager, SortHeader } from "../components/Pager";
@@ -131,12 +132,16 @@ export default function UsersPage() {
   const [page, setPage] = useState(1);
   const [perPage, setPerPage] = useState(20);
   const [mode, setMode] = useState<{ kind: "none" } | { kind: "create" } | { kind: "edit"; user: User }>({ kind: "none" });
-  const [deleting, setDeleting] = useState<User | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
 
   const query = useDebounced(q);
   const users = useResource(() => api.listUsers({ q: query, sort, page, per_page: perPage }), [api, query, sort, page, perPage]);
+  const deletion = useConfirmedDelete<User>({
+    remove: (user) => api.deleteUser(user.id),
+    deletedText: (user) => `User ${user.email} deleted.`,
+    onNotice: setNotice,
+    onDeleted: users.reload,
+  });
   const canCreate = canAccess(scopes, "users", "create");
   const canEdit = canAccess(scopes, "users", "update");
   const canDelete = canAccess(scopes, "users", "delete");
@@ -232,7 +237,7 @@ export default function UsersPage() {
                         </button>
                       )}
                       {canDelete && u.id !== me.id && (
-                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${u.email}`} onClick={() => setDeleting(u)}>
+                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${u.email}`} onClick={() => deletion.ask(u)}>
                           Delete
                         </button>
                       )}
@@ -245,28 +250,16 @@ export default function UsersPage() {
           <Pager page={users.data.page} perPage={users.data.per_page} total={users.data.total} onPage={setPage} />
         </>
       )}
-      {deleting && (
+      {deletion.pending && (
         <ConfirmDialog
-          title={`Delete ${deleting.email}?`}
+          title={`Delete ${deletion.pending.email}?`}
           confirmLabel="Delete user"
-          busy={busy}
-          onCancel={() => setDeleting(null)}
-          onConfirm={async () => {
-            setBusy(true);
-            try {
-              await api.deleteUser(deleting.id);
-              setNotice({ kind: "success", text: `User ${deleting.email} deleted.` });
-              users.reload();
-            } catch (err) {
-              setNotice({ kind: "error", text: err instanceof Error ? err.message : String(err) });
-            } finally {
-              setBusy(false);
-              setDeleting(null);
-            }
-          }}
+          busy={deletion.busy}
+          onCancel={deletion.cancel}
+          onConfirm={deletion.confirm}
         >
           <p>
-            {deleting.full_name || deleting.email} will no longer be able to sign in. Their audit history stays. This
+            {deletion.pending.full_name || deletion.pending.email} will no longer be able to sign in. Their audit history stays. This
             cannot be undone.
           </p>
         </ConfirmDialog>
