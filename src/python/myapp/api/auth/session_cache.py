@@ -11,8 +11,8 @@ of the cache first drains the notifications its connection has received, so:
 
 - a change made by this process is seen at once (PostgreSQL delivers a session's own
   notifications with its COMMIT, and `state.commit` drains them);
-- a change made elsewhere is seen as soon as the notification reaches the socket (well under a
-  millisecond on a LAN, measured in `session_cache_test.py`);
+- a change made elsewhere is seen as soon as the notification reaches the socket (PostgreSQL
+  sends it at commit; `session_cache_test.py` checks it from another connection);
 - a lost listener cannot leave stale entries: a new connection clears the cache (it missed
   whatever happened before it listened), and entries expire after ``AUTH_CACHE_SECONDS`` anyway.
 
