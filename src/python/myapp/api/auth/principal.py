@@ -78,7 +78,9 @@ def _session_sql(db: DAL) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     compiled = _compiled.get(id(db))
     if compiled is None:
         users, rt = db.app_user, db.refresh_token
-        fields = [users[name] for name in users.fields]
+        # Everything but the password hash: the row may be cached (session_cache.py), and no
+        # caller of authenticate() needs the hash (a password change re-reads the row).
+        fields = [users[name] for name in users.fields if name != "password_hash"]
         sql = db(users.id == _SENTINEL_ID)._select(
             *fields,
             rt.id,

@@ -222,6 +222,8 @@ def test_repeated_checks_do_not_query(client: FlaskClient, app: Flask, queries: 
     for _ in range(5):
         assert _me(client, session) == 200
     assert len(queries) == 1
+    cached = [values for _, values in app.extensions["myapp"].sessions._entries.values()]
+    assert cached and all("password_hash" not in values for values in cached)
 
 
 @pytest.mark.parametrize(
