@@ -60,8 +60,12 @@ SERVICES: dict[str, ServiceContract] = {
             "REDIS_URL",
             "FASTPATH_ADDR",
             "TRUSTED_PROXY_HOPS",
+            "CONNECTOR_URL",
+            "CONNECTOR_INGEST_TOKEN",
         },
-        secret_env=frozenset({"JWT_SECRET", "DB_PASSWORD", "ADMIN_PASSWORD"}),
+        secret_env=frozenset(
+            {"JWT_SECRET", "DB_PASSWORD", "ADMIN_PASSWORD", "CONNECTOR_INGEST_TOKEN"}
+        ),
         code="src/python/myapp/api",
         config_module="src/python/myapp/api/config.py",
     ),

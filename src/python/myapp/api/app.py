@@ -24,6 +24,7 @@ from myapp.api.cli import register_cli
 from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
 from myapp.api.db import dispose, integrity_errors, migrate_schema, open_db, utcnow
 from myapp.api.errors import error_response, register_error_handlers
+from myapp.api.events import EventForwarder
 from myapp.api.fastpath.sync import start_reconciler
 from myapp.api.fastpath.views import bp as fastpath_bp
 from myapp.api.metrics import DB_ERRORS, request_metrics
@@ -109,6 +110,11 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
         fastpath=start_reconciler(config) if config.fastpath_addr else None,
         sessions=sessions,
+        events=(
+            EventForwarder(config.connector_url, config.connector_token)
+            if config.connector_url
+            else None
+        ),
     )
 
     register_error_handlers(app)
@@ -168,8 +174,12 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         # connection goes back to this process's pool.
         # (the connection is in autocommit mode: only an explicit ROLLBACK ends a transaction)
         action: Callable[[object], None] | None = None
+        pending = g.pop("pending_events", None)
         if g.pop("tx_open", False):
-            action = _explicit_rollback
+            action = _explicit_rollback  # and its audit entries are never forwarded
+        elif pending and app.extensions["myapp"].events is not None:
+            # Entries written in autocommit mode (outside an explicit transaction) are stored.
+            app.extensions["myapp"].events.submit(pending)
         if g.pop("db_broken", False):
             action = _discard  # never hand a possibly dead connection back to the pool
         try:

@@ -28,6 +28,10 @@ Variables (see docs/ARCHITECTURE.md):
   (default 10; 0 checks the database on every request). Changes to users and sessions evict
   entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification. Set 0
   behind a pooler that does not keep sessions (PgBouncer in transaction mode drops LISTEN).
+- ``CONNECTOR_URL``: ``http://connector:5050`` (optional): every committed audit entry is also
+  posted to the connector's ``/api/v1/events``, which turns it into signed webhooks.
+  ``CONNECTOR_INGEST_TOKEN`` is the bearer token it expects (>= 16 characters; required with
+  ``CONNECTOR_URL`` in production).
 - ``LOG_FORMAT``: ``json`` or ``text`` (default: json in production, text otherwise);
   ``LOG_LEVEL`` (default INFO).
 - ``PROMETHEUS_MULTIPROC_DIR``: set by the production server so /metrics aggregates workers.
@@ -75,6 +79,8 @@ class Config:
     fastpath_addr: str | None = None
     fastpath_sync_interval: int = 30
     auth_cache_seconds: int = 10
+    connector_url: str | None = None
+    connector_token: str | None = None
     log_format: str = "text"
     log_level: str = "INFO"
     testing: bool = False
@@ -141,6 +147,19 @@ class Config:
         if fastpath_addr is not None and ":" not in fastpath_addr:
             raise ConfigError(f"FASTPATH_ADDR must be host:port, got {fastpath_addr!r}")
 
+        connector_url = env_str(env, "CONNECTOR_URL")
+        if connector_url is not None:
+            parts = urlsplit(connector_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"CONNECTOR_URL must be an http(s) URL, got {connector_url!r}")
+        connector_token = env_str(env, "CONNECTOR_INGEST_TOKEN")
+        if connector_token is not None and len(connector_token) < 16:
+            raise ConfigError("CONNECTOR_INGEST_TOKEN must be at least 16 characters long")
+        if production and connector_url and connector_token is None:
+            raise ConfigError(
+                "CONNECTOR_INGEST_TOKEN is required with CONNECTOR_URL when APP_ENV=production"
+            )
+
         return cls(
             app_env=app_env,
             database_url=database_url,
@@ -167,6 +186,8 @@ class Config:
                 env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600
             ),
             auth_cache_seconds=env_int(env, "AUTH_CACHE_SECONDS", 10, minimum=0, maximum=300),
+            connector_url=connector_url,
+            connector_token=connector_token,
             log_format=log_format,
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
         )

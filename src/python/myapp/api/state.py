@@ -11,6 +11,7 @@ from pydal import DAL
 from myapp.api import db as dblayer
 from myapp.api.auth.session_cache import SessionCache, drain
 from myapp.api.config import Config
+from myapp.api.events import EventForwarder
 from myapp.api.security import TokenService
 from myapp.api.throttle import LoginThrottle
 
@@ -29,6 +30,8 @@ class AppState:
     fastpath: Reconciler | None = None
     # Valid session checks (PostgreSQL only, AUTH_CACHE_SECONDS > 0); see auth/session_cache.py.
     sessions: SessionCache | None = None
+    # Forwards committed audit entries to the connector; None when CONNECTOR_URL is unset.
+    events: EventForwarder | None = None
 
 
 def state() -> AppState:
@@ -57,10 +60,14 @@ def commit() -> None:
             # PostgreSQL hands a session its own notifications with the COMMIT: apply them now,
             # so this process never serves a session this transaction just ended.
             drain(st.db._adapter.connection)
+        pending = g.pop("pending_events", None)
+        if pending and st.events is not None:
+            st.events.submit(pending)
 
 
 def rollback() -> None:
     """Roll back this request's transaction, if one is open."""
+    g.pop("pending_events", None)  # those entries were never written
     if g.get("tx_open"):
         g.tx_open = False
         dblayer.rollback(db())

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
+from myapp.api.audit.schemas import AuditOut
 from myapp.api.auth.principal import current_actor
 from myapp.api.db import utcnow
-from myapp.api.state import db
+from myapp.api.state import db, state
 
 
 def client_ip() -> str | None:
@@ -28,14 +29,19 @@ def record(
     """Insert one audit entry; the actor defaults to the authenticated caller."""
     if actor_id is None and actor_email is None and has_request_context():
         actor_id, actor_email = current_actor()
-    db().audit_log.insert(
-        created_at=utcnow(),
-        actor_id=actor_id,
-        actor_email=actor_email,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        details=details or {},
-        request_id=g.get("request_id") if has_request_context() else None,
-        ip=client_ip(),
-    )
+    entry: dict[str, Any] = {
+        "created_at": utcnow(),
+        "actor_id": actor_id,
+        "actor_email": actor_email,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "details": details or {},
+        "request_id": g.get("request_id") if has_request_context() else None,
+        "ip": client_ip(),
+    }
+    entry_id = db().audit_log.insert(**entry)
+    if has_request_context() and state().events is not None:
+        # Forwarded to the connector only if this transaction commits (state.commit).
+        event = AuditOut.model_validate({"id": int(entry_id), **entry}).model_dump(mode="json")
+        g.setdefault("pending_events", []).append(event)
