@@ -145,13 +145,6 @@ def to_ms(text: str) -> float:
     return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
-def worker_pids(master_pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(master_pid)], capture_output=True, text=True
-    ).stdout
-    return [int(pid) for pid in out.split()]
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time the processes used so far (from /proc/PID/stat)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -300,7 +293,7 @@ def main() -> int:
             ("POST /api/v1/auth/login", f"{base}/api/v1/auth/login", 2, {}, str(lua)),
         ]
         results = []
-        workers = worker_pids(server.pid)
+        workers = [pid for pid, _ in worker_rss(server.pid)]
         for name, url, conns, headers, script in cases:
             rounds = []
             for _ in range(max(1, int(os.environ.get("BENCH_ROUNDS", "1")))):

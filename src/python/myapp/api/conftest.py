@@ -8,6 +8,7 @@ Unreachable servers skip with the reason, or fail when CI=true.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -29,21 +30,29 @@ BACKENDS = ("sqlite", "postgres", "mariadb")
 TEST_PASSWORD = "correct horse battery"  # noqa: S105
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+@contextlib.contextmanager
+def throwaway_database(kind: str) -> Iterator[TestDatabase]:
+    """A fresh database of `kind`, dropped afterwards; an unreachable server skips the test with
+    the reason, or fails it when CI=true."""
     tmp = Path(tempfile.mkdtemp(prefix="myapp-api-test-"))
     try:
-        database = create_test_database(request.param, tmp)
+        database = create_test_database(kind, tmp)
     except ConnectionError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{request.param} is required in CI: {exc}")
-        pytest.skip(f"{request.param} unreachable: {exc}")
+            pytest.fail(f"{kind} is required in CI: {exc}")
+        pytest.skip(f"{kind} unreachable: {exc}")
     try:
         yield database
     finally:
         database.drop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+    with throwaway_database(request.param) as database:
+        yield database
 
 
 def make_config(database: TestDatabase, **overrides: Any) -> Config:

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server  # pants: no-infer-dep (Flask brings we
 from myapp.api.app import create_app
 from myapp.api.audit.service import record
 from myapp.api.config import Config, ConfigError
-from myapp.api.conftest import make_config
+from myapp.api.conftest import login, make_config
 from myapp.api.db import dispose
 from myapp.api.events import EVENTS
 from myapp.api.state import begin, commit, rollback
@@ -74,12 +74,7 @@ def app(backend: TestDatabase, connector: str) -> Iterator[Flask]:
 
 def _admin(client: FlaskClient, app: Flask) -> dict[str, str]:
     config = app.extensions["myapp"].config
-    response = client.post(
-        "/api/v1/auth/login",
-        json={"email": config.admin_email, "password": config.admin_password},
-    )
-    assert response.status_code == 200, response.get_json()
-    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+    return login(client, config.admin_email, config.admin_password).headers
 
 
 def _next_webhook(receiver: Receiver, action: str) -> dict[str, Any]:  # noqa: F811

@@ -9,6 +9,7 @@ PostgreSQL, MariaDB >= 10.2 and SQLite >= 3.25 all have it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypeVar
 
 from pydal.objects import Query, Table
@@ -62,12 +63,7 @@ def fetch_page(
     return items, 0 if start == 0 else d(condition).count()
 
 
-_adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}
-
-
+@functools.cache
 def _list_adapter(model: type[M]) -> TypeAdapter[list[M]]:
     """One validation call for the whole page (much cheaper than one per row)."""
-    adapter = _adapters.get(model)
-    if adapter is None:
-        adapter = _adapters[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
-    return adapter
+    return TypeAdapter(list[model])  # type: ignore[valid-type]

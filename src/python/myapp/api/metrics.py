@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import (
@@ -43,15 +44,9 @@ class _RouteMetrics:
 
 # labels() validates and locks on every call; the children never change, so keep them. Bounded:
 # routes are the app's templates (or "<unmatched>") and methods/statuses are few.
-_route_metrics: dict[tuple[str, str, int], _RouteMetrics] = {}
-
-
+@functools.cache
 def request_metrics(method: str, route: str, status: int) -> _RouteMetrics:
-    key = (method, route, status)
-    found = _route_metrics.get(key)
-    if found is None:
-        found = _route_metrics[key] = _RouteMetrics(method, route, status)
-    return found
+    return _RouteMetrics(method, route, status)
 
 
 DB_ERRORS = Counter("myapp_api_db_errors_total", "Database errors seen while serving requests")

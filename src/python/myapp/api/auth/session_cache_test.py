@@ -3,14 +3,10 @@ connection, as another worker or replica or psql would) ends cached sessions at 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,10 +18,10 @@ from flask.testing import FlaskClient
 from myapp.api.app import create_app
 from myapp.api.auth import principal
 from myapp.api.auth.session_cache import SessionCache, listen
-from myapp.api.conftest import TEST_PASSWORD, Session, login, make_config
+from myapp.api.conftest import TEST_PASSWORD, Session, login, make_config, throwaway_database
 from myapp.api.db import dispose
 from myapp.api.security import TokenError, TokenService
-from myapp.api.testdb import TestDatabase, create_test_database
+from myapp.api.testdb import TestDatabase
 
 # --- the cache's own rules -------------------------------------------------------------------
 
@@ -127,19 +123,8 @@ def test_remembered_tokens_are_bounded_and_exact() -> None:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[TestDatabase]:
-    tmp = Path(tempfile.mkdtemp(prefix="myapp-cache-test-"))
-    try:
-        database = create_test_database("postgres", tmp)
-    except ConnectionError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"postgres is required in CI: {exc}")
-        pytest.skip(f"postgres unreachable: {exc}")
-    try:
+    with throwaway_database("postgres") as database:
         yield database
-    finally:
-        database.drop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
