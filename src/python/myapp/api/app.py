@@ -33,7 +33,7 @@ from myapp.api.security import TokenService, hash_password
 from myapp.api.state import AppState
 from myapp.api.throttle import build_throttle
 from myapp.api.users.views import bp as users_bp
-from myapp.common.logs import configure_logging, set_request_id_provider
+from myapp.common.logs import configure_logging, new_request_id, set_request_id_provider
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("myapp.api.access")
@@ -130,7 +130,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
         g.started = time.perf_counter()
 
     @app.after_request

@@ -6,8 +6,10 @@ returns the current request's id (see `set_request_id_provider`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +20,27 @@ _request_id_provider: Callable[[], str | None] = lambda: None  # noqa: E731
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
+
+
+class _RequestIds:
+    """Unique request ids without a system call per request: a random per-process prefix (drawn
+    again in every forked worker) and a counter. They only correlate log lines; they are not
+    secrets, so being sequential within a process is fine."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)  # next() on a count is atomic under the GIL
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id: Callable[[], str] = _RequestIds().next
+"""A fresh 32-hex-digit request id, unique across processes and restarts."""
 
 
 def set_request_id_provider(provider: Callable[[], str | None]) -> None:
@@ -41,10 +64,20 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, request_id and any `extra` fields."""
 
+    # The formatted second is reused by every record logged in the same second (one per request).
+    _second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, created: float, msecs: float) -> str:
+        second, text = self._second
+        if int(created) != second:
+            second = int(created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
