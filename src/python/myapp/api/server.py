@@ -13,17 +13,21 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from myapp.api.config import Config, ConfigError
+from myapp.api.workers import BalancedThreadWorker, ConnectionTable, claim_slot, release_slot
 from myapp.common.env import env_int
 
 
-class ApiServer(BaseApplication):
-    def __init__(self, config: Config, options: dict[str, Any]) -> None:
-        self._config = config
+class GunicornServer(BaseApplication):
+    """gunicorn configured from a dict, serving the WSGI app `load()` returns in each worker."""
+
+    def __init__(self, load: Callable[[], Any], options: dict[str, Any]) -> None:
+        self._load = load
         self._options = options
         super().__init__()
 
@@ -32,15 +36,29 @@ class ApiServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        from myapp.api.app import create_app
+        return self._load()
 
-        return create_app(self._config, prepare=False)
+
+def worker_options(threads: int) -> dict[str, Any]:
+    """Worker class and hooks: gthread with least-connections accepting (workers.py) when there
+    are several threads, the sync worker for one."""
+    if threads == 1:
+        return {"threads": 1, "worker_class": "sync"}
+    BalancedThreadWorker.table = ConnectionTable(slots=64)  # TTIN may add workers up to 64
+    return {"threads": threads, "worker_class": BalancedThreadWorker, "pre_fork": claim_slot}
+
+
+def _api_app(config: Config) -> Any:
+    from myapp.api.app import create_app
+
+    return create_app(config, prepare=False)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    release_slot(worker)
 
 
 def main() -> None:
@@ -67,8 +85,7 @@ def main() -> None:
     options = {
         "bind": os.environ.get("API_BIND", "0.0.0.0:5000"),  # noqa: S104 - a container service
         "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        **worker_options(threads),
         "timeout": timeout,
         "graceful_timeout": 20,
         "keepalive": 5,
@@ -76,7 +93,7 @@ def main() -> None:
         "child_exit": _child_exit,
     }
     try:
-        ApiServer(config, options).run()
+        GunicornServer(lambda: _api_app(config), options).run()
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
