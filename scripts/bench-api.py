@@ -338,7 +338,7 @@ def main() -> int:
         print(
             f"\nbench-api results (wrk, {duration} each, median of {rounds_note} round(s); "
             f"{env['WEB_CONCURRENCY']} workers, {threads} thread(s) each, "
-            f"{'gthread' if threads > 1 else 'sync'} worker class):"
+            f"{'balanced gthread' if threads > 1 else 'sync'} worker class):"
         )
         print(
             f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
