@@ -89,6 +89,12 @@ def test_helm_and_kustomize_deploy_the_same_objects(env: str) -> None:
             # With an HPA the chart leaves replicas to it (no fight on `helm upgrade`).
             if not find(helm, "HorizontalPodAutoscaler", obj["metadata"]["name"]):
                 assert obj["spec"].get("replicas") == other["spec"].get("replicas")
+    for service in find(kust, "Service"):
+        other = find(helm, "Service", service["metadata"]["name"])[0]
+        assert service["spec"].get("clusterIP") == other["spec"].get("clusterIP")
+    # The API pushes rules to every agent: "fastpath" must resolve to each pod, not one VIP.
+    for objs in (helm, kust):
+        assert find(objs, "Service", "fastpath")[0]["spec"]["clusterIP"] == "None"
 
 
 def test_service_charts_share_one_set_of_templates() -> None:

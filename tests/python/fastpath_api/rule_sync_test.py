@@ -58,13 +58,17 @@ def running_agent(port: int) -> Iterator[Agent]:
 
 
 @contextmanager
-def api_app(fastpath_port: int) -> Iterator[Flask]:
+def api_app(fastpath_port: int | str) -> Iterator[Flask]:
+    """The API on a fresh SQLite database, syncing every second with the agent on this port (or
+    the agents a FASTPATH_ADDR-style list names)."""
     data_dir = Path(tempfile.mkdtemp(prefix="myapp-fastpath-api-"))
     config = Config(
         data_dir=data_dir,
         bcrypt_rounds=4,
         testing=True,
-        fastpath_addr=f"127.0.0.1:{fastpath_port}",
+        fastpath_addr=(
+            fastpath_port if isinstance(fastpath_port, str) else f"127.0.0.1:{fastpath_port}"
+        ),
         fastpath_sync_interval=1,
     )
     app = create_app(config)
@@ -172,3 +176,59 @@ def test_api_keeps_working_while_the_agent_is_down_and_catches_up() -> None:
             wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
             assert [r.id for r in agent.list_rules()[0]] == [rule_id]
             assert agent.datapath.test_run(packets.packet("2001:db8:bad::1")) == libbpf.XDP_DROP
+
+
+def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_sync_state() -> None:
+    # One agent per node (a DaemonSet): a rule counts as synced only once all of them have it.
+    port_a, port_b = _free_port(), _free_port()
+    blocked = packets.packet("192.0.2.77")
+    with running_agent(port_a) as agent_a, api_app(f"127.0.0.1:{port_a},127.0.0.1:{port_b}") as app:
+        client = app.test_client()
+        headers = _admin_headers(client)
+        with running_agent(port_b) as agent_b:
+            created = client.post(
+                "/api/v1/rules",
+                headers=headers,
+                json={"name": "fleet", "source_cidr": "192.0.2.0/24", "action": "drop"},
+            )
+            assert created.status_code == 201, created.get_json()
+            rule_id = created.get_json()["id"]
+            wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
+            for agent in (agent_a, agent_b):
+                assert agent.datapath.test_run(blocked) == libbpf.XDP_DROP
+            status = client.get("/api/v1/fastpath/status", headers=headers).get_json()
+            assert status["connected"], status
+            assert [a["address"] for a in status["agents"]] == [
+                f"127.0.0.1:{port_a}",
+                f"127.0.0.1:{port_b}",
+            ]
+            stats = client.get("/api/v1/fastpath/stats", headers=headers).get_json()
+            # One matched packet on each agent, added up.
+            assert {r["rule_id"]: r["packets"] for r in stats["rules"]} == {rule_id: 2}
+            assert stats["connected"] and stats["missing_agents"] == []
+
+        # Agent B is gone: an edit reaches A, and the rule waits for B as "pending".
+        revision = _rule(client, headers, rule_id)["revision"]
+        patched = client.patch(
+            f"/api/v1/rules/{rule_id}",
+            headers={**headers, "If-Match": f'"{revision}"'},
+            json={"action": "pass"},
+        )
+        assert patched.status_code == 200, patched.get_json()
+        wait_for(lambda: agent_a.datapath.test_run(blocked) == libbpf.XDP_PASS)
+        pending = wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "pending")
+        assert pending
+        status = client.get("/api/v1/fastpath/status", headers=headers).get_json()
+        assert not status["connected"]
+        assert [a["connected"] for a in status["agents"]] == [True, False]
+        assert f"127.0.0.1:{port_b}" in status["error"]
+        stats = client.get("/api/v1/fastpath/stats", headers=headers).get_json()
+        assert stats["missing_agents"] == [f"127.0.0.1:{port_b}"] and not stats["connected"]
+
+        # B comes back (a restarted pod): the periodic sync gives it the current rule set.
+        with running_agent(port_b) as agent_b:
+            wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
+            assert [(r.id, r.revision) for r in agent_b.list_rules()[0]] == [
+                (rule_id, revision + 1)
+            ]
+            assert agent_b.datapath.test_run(blocked) == libbpf.XDP_PASS

@@ -21,9 +21,11 @@ Variables (see docs/ARCHITECTURE.md):
   (default 0: the client address is the TCP peer). Behind the WebUI's /api proxy set 1 (2 with an
   ingress in front of the WebUI too): login throttling per address and audit `ip` then see the
   browser's address instead of the proxy's.
-- ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agent (optional). When set, every rule change
-  is pushed to it and the full rule set is reconciled every ``FASTPATH_SYNC_INTERVAL`` seconds
-  (default 30).
+- ``FASTPATH_ADDR``: ``host:50051`` of the fast-path agents (optional; several comma-separated).
+  A name stands for every address it resolves to: the headless ``fastpath`` Service gives one per
+  agent pod. When set, every rule change is pushed to every agent and the full rule set is
+  reconciled (and the agents looked up again) every ``FASTPATH_SYNC_INTERVAL`` seconds (default
+  30).
 - ``AUTH_CACHE_SECONDS``: on PostgreSQL, how long a process may reuse a valid session check
   (default 10; 0 checks the database on every request). Changes to users and sessions evict
   entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification. Set 0
@@ -40,6 +42,7 @@ Variables (see docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +55,11 @@ DEV_ADMIN_PASSWORD = "admin123456!"  # noqa: S105 - the documented development d
 DEV_JWT_SECRET = "development-only-jwt-secret-do-not-use-in-production"  # noqa: S105
 
 __all__ = ["Config", "ConfigError", "DEV_ADMIN_EMAIL", "DEV_ADMIN_PASSWORD"]
+
+
+# host:port, comma-separated; host a name, an IPv4 address or a bracketed IPv6 address.
+_HOST_PORT = r"\s*(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}\s*"
+_FASTPATH_ADDR = re.compile(rf"{_HOST_PORT}(?:,{_HOST_PORT})*")
 
 
 @dataclass(frozen=True)
@@ -144,8 +152,10 @@ class Config:
             raise ConfigError(f"LOG_FORMAT must be 'json' or 'text', got {log_format!r}")
 
         fastpath_addr = env_str(env, "FASTPATH_ADDR")
-        if fastpath_addr is not None and ":" not in fastpath_addr:
-            raise ConfigError(f"FASTPATH_ADDR must be host:port, got {fastpath_addr!r}")
+        if fastpath_addr is not None and not _FASTPATH_ADDR.fullmatch(fastpath_addr):
+            raise ConfigError(
+                f"FASTPATH_ADDR must be host:port[,host:port...], got {fastpath_addr!r}"
+            )
 
         connector_url = env_str(env, "CONNECTOR_URL")
         if connector_url is not None:

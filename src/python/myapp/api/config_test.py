@@ -39,6 +39,8 @@ def test_production_is_accepted_with_real_secrets() -> None:
         ({"DB_TYPE": "mssql"}, "DB_TYPE"),
         ({"DB_POOL_SIZE": "lots"}, "DB_POOL_SIZE"),
         ({"FASTPATH_ADDR": "nohostport"}, "FASTPATH_ADDR"),
+        ({"FASTPATH_ADDR": "fastpath:50051,"}, "FASTPATH_ADDR"),
+        ({"FASTPATH_ADDR": "fastpath:50051;other:1"}, "FASTPATH_ADDR"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ],
 )

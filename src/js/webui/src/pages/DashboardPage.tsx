@@ -65,9 +65,10 @@ export default function DashboardPage() {
       {status.data &&
         (status.data.connected ? (
           <dl className="facts">
-            <dt>Agent</dt>
+            <dt>Agents</dt>
             <dd>
-              <span className="badge badge--synced">connected</span> {status.data.address}
+              <span className="badge badge--synced">connected</span> {status.data.agents.length} at{" "}
+              {status.data.address}
             </dd>
             <dt>Last sync</dt>
             <dd>{formatTime(status.data.last_sync_at)}</dd>

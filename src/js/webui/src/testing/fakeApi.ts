@@ -38,8 +38,8 @@ export function fakeApi(role: Role | null, routes: Record<string, Route> = {}) {
     "GET /api/v1/rules": () => [200, emptyPage],
     "GET /api/v1/users": () => [200, emptyPage],
     "GET /api/v1/audit": () => [200, emptyPage],
-    "GET /api/v1/fastpath/status": () => [200, { configured: false, connected: false, address: null, error: null, last_sync_at: null, agent: null }],
-    "GET /api/v1/fastpath/stats": () => [200, { configured: false, connected: false, timestamp: "", actions: {}, rules: [], parse_errors: {}, xsk: [] }],
+    "GET /api/v1/fastpath/status": () => [200, { configured: false, connected: false, address: null, error: null, last_sync_at: null, agent: null, agents: [] }],
+    "GET /api/v1/fastpath/stats": () => [200, { configured: false, connected: false, missing_agents: [], timestamp: "", actions: {}, rules: [], parse_errors: {}, xsk: [] }],
   };
   const all = { ...defaults, ...routes };
   const api = new ApiClient(async (input, init) => {

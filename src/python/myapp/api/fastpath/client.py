@@ -1,16 +1,22 @@
-"""gRPC client of the fast-path agent (stubs generated from src/protos/fastpath/v1).
+"""gRPC clients of the fast-path agents (stubs generated from src/protos/fastpath/v1).
 
 The API's rules (dicts shaped like the REST contract) are converted here to `fastpath.v1.Rule`
 messages; every gRPC failure becomes `FastPathUnavailable` (agent down or slow: keep working,
 retry later) or `FastPathRejected` (the agent refused the request: a bug or a stale revision).
+
+The agents run as a DaemonSet, one per node, and each needs every rule. `AgentFleet` talks to
+all the agents `FASTPATH_ADDR` names (a comma-separated list, and each name resolved to all its
+addresses: a headless Service gives one per pod) and succeeds only where every agent does.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -172,3 +178,141 @@ class _RateTracker:
             "parse_errors": dict(stats.parse_errors),
             "xsk": [_as_dict(x) for x in stats.xsk],
         }
+
+
+T = TypeVar("T")
+
+
+def resolve_agents(spec: str) -> list[str]:
+    """'host:port[,host:port...]' as one 'ip:port' per agent, in the order given.
+
+    A name stands for every address it resolves to (a headless Service: one per ready pod), in
+    the first address family the resolver prefers, so a dual-stack pod or 'localhost' (127.0.0.1
+    and ::1) counts once.
+    """
+    agents: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        host, _, port = item.rpartition(":")
+        try:
+            found = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+        except (OSError, ValueError) as err:
+            raise FastPathUnavailable(f"cannot resolve fast-path address {item!r}: {err}") from err
+        family = found[0][0]
+        for entry_family, _, _, _, sockaddr in found:
+            if entry_family != family:
+                continue
+            ip = str(sockaddr[0])
+            agent = f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
+            if agent not in agents:
+                agents.append(agent)
+    return agents
+
+
+class AgentFleet:
+    """Every agent `spec` names, called in parallel; a call succeeds only if every agent's does.
+
+    The set of agents is looked up again by `refresh()` (each full sync does), so agents that
+    start later are found within one sync interval, and agents that left are dropped.
+    """
+
+    def __init__(self, spec: str, timeout: float = 3.0) -> None:
+        self.address = spec
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._agents: dict[str, FastPathClient] = {}
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastpath-call")
+
+    def refresh(self) -> list[str]:
+        """Resolve the agents again; returns their addresses."""
+        found = resolve_agents(self.address)
+        with self._lock:
+            for gone in [agent for agent in self._agents if agent not in found]:
+                self._agents.pop(gone).close()
+            for agent in found:
+                if agent not in self._agents:
+                    self._agents[agent] = FastPathClient(agent, self.timeout)
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._agents.values():
+                client.close()
+            self._agents.clear()
+        self._pool.shutdown(wait=False)
+
+    def _clients(self) -> dict[str, FastPathClient]:
+        with self._lock:
+            if self._agents:
+                return dict(self._agents)
+        self.refresh()
+        with self._lock:
+            return dict(self._agents)
+
+    def each(self, call: Callable[[FastPathClient], T]) -> dict[str, T | FastPathError]:
+        """`call` on every agent in parallel: its result, or the error, per agent address."""
+        futures = {
+            agent: self._pool.submit(call, client) for agent, client in self._clients().items()
+        }
+        results: dict[str, T | FastPathError] = {}
+        for agent, future in futures.items():
+            try:
+                results[agent] = future.result()
+            except FastPathError as err:
+                results[agent] = err
+        return results
+
+    def _all(self, call: Callable[[FastPathClient], T]) -> list[T]:
+        results = self.each(call)
+        if not results:
+            raise FastPathUnavailable(f"no fast-path agent found at {self.address}")
+        for agent, result in results.items():
+            if isinstance(result, FastPathRejected):  # a refusal is not cured by retrying
+                raise FastPathRejected(result.code, f"agent {agent}: {result}")
+        failed = [f"{agent}: {r}" for agent, r in results.items() if isinstance(r, FastPathError)]
+        if failed:
+            raise FastPathUnavailable(
+                f"{len(failed)} of {len(results)} fast-path agents unavailable: "
+                + "; ".join(failed)
+            )
+        return [r for r in results.values() if not isinstance(r, FastPathError)]
+
+    def apply(self, rules: Iterable[Mapping[str, Any]]) -> int:
+        """Create or update rules on every agent; how many the least willing agent wrote."""
+        batch = list(rules)
+        return min(self._all(lambda client: client.apply(batch)))
+
+    def delete(self, rule_id: int, revision: int = 0) -> int:
+        return min(self._all(lambda client: client.delete(rule_id, revision)))
+
+    def sync(self, rules: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """Make every agent's rule set exactly `rules` (agents looked up again first)."""
+        self.refresh()
+        batch = list(rules)
+        counts = self._all(lambda client: client.sync(batch))
+        total = {key: sum(c[key] for c in counts) for key in ("added", "updated", "removed")}
+        return {"agents": len(counts), **total}
+
+    def stats(self) -> tuple[dict[str, Any], list[str], list[str]]:
+        """The answering agents' counters added up, the agents that answered, those that did not."""
+        merged: dict[str, Any] = {"actions": {}, "rules": {}, "parse_errors": {}, "xsk": []}
+        answered: list[str] = []
+        missing: list[str] = []
+        for agent, result in self.each(lambda client: client.stats()).items():
+            if isinstance(result, FastPathError):
+                missing.append(agent)
+                continue
+            answered.append(agent)
+            for name, counter in result["actions"].items():
+                _add(merged["actions"].setdefault(name, {}), counter)
+            for counter in result["rules"]:
+                _add(merged["rules"].setdefault(counter["rule_id"], {}), counter, skip="rule_id")
+            _add(merged["parse_errors"], result["parse_errors"])
+            merged["xsk"] += [{"agent": agent, **socket_stats} for socket_stats in result["xsk"]]
+        merged["rules"] = [{"rule_id": rid, **c} for rid, c in sorted(merged["rules"].items())]
+        return merged, answered, missing
+
+
+def _add(total: dict[str, Any], counters: Mapping[str, Any], skip: str = "") -> None:
+    for key, value in counters.items():
+        if key != skip:
+            total[key] = total.get(key, 0) + value

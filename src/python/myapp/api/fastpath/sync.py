@@ -1,10 +1,11 @@
-"""Keeps the fast-path agent's rules equal to the API's: pushes each change as it happens and
+"""Keeps the fast-path agents' rules equal to the API's: pushes each change as it happens and
 reconciles the whole set at start-up and every `interval` seconds, so an agent that restarts or
-starts later catches up by itself.
+starts later (a new node of the DaemonSet) catches up by itself.
 
 It runs in one background thread per API process. Changes are queued by the request handlers
 (`rule_changed`, `rule_deleted`) and pushed by the thread, so a slow or absent agent never slows
-a request down; the outcome is written back to each rule's `sync_state`.
+a request down; the outcome is written back to each rule's `sync_state`: "synced" once every
+agent has the rule's revision, "pending" while one is unreachable, "error" if one refused it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydal import DAL
 from myapp.api.config import Config
 from myapp.api.db import open_db
 from myapp.api.fastpath.client import (
-    FastPathClient,
+    AgentFleet,
     FastPathError,
     FastPathRejected,
     FastPathUnavailable,
@@ -53,11 +54,11 @@ class _Change:
 
 
 class Reconciler:
-    """Background pusher + periodic full sync for one agent."""
+    """Background pusher + periodic full sync for the agents."""
 
     def __init__(
         self,
-        client: FastPathClient,
+        client: AgentFleet,
         load_rules: Callable[[], list[dict[str, Any]]],
         mark: MarkSynced,
         interval: float = 30.0,
@@ -190,7 +191,7 @@ def start_reconciler(config: Config) -> Reconciler:
         rules_service.mark_sync(thread_db(), refs, sync_state, error)
 
     reconciler = Reconciler(
-        FastPathClient(config.fastpath_addr),
+        AgentFleet(config.fastpath_addr),
         load_rules,
         mark,
         interval=float(config.fastpath_sync_interval),
