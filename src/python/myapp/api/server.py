@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import KNOWN_SETTINGS
 
 from myapp.api.config import Config, ConfigError
 from myapp.api.workers import BalancedThreadWorker, ConnectionTable, claim_slot, release_slot
@@ -92,6 +93,10 @@ def main() -> None:
         "accesslog": None,  # the app logs each request (JSON in production, with request id)
         "child_exit": _child_exit,
     }
+    if "control_socket_disable" in {setting.name for setting in KNOWN_SETTINGS}:
+        # No runtime control socket ($HOME/.gunicorn/gunicorn.ctl, gunicorn >= 25.1): an admin
+        # surface nothing here uses, and one path shared by every instance on a host.
+        options["control_socket_disable"] = True
     try:
         GunicornServer(lambda: _api_app(config), options).run()
     finally:
