@@ -5,14 +5,16 @@ one listening socket, whichever wakes first takes a burst of new connections, an
 clients (a proxy's upstream pool, a load generator) stay where they landed: measured here, 32
 connections split 23/9, 29/3 and even 32/0, the crowded worker's queue set the tail latency
 (p99 1.5x) and at 32/0 half the CPU idled. So the workers share a small table of their open
-connection counts (anonymous shared memory, slots handed out by the master), and a worker
-accepts only while no other worker holds fewer connections: least-connections balancing. A
-worker holding the fewest always accepts, so the kernel's backlog drains at full speed.
+connection counts (anonymous shared memory, slots handed out by the master), and a worker that
+is woken for a new connection while a sibling holds fewer leaves it in the kernel's backlog for
+that sibling (least-connections balancing). The worker holding the fewest always accepts, so
+the backlog drains at full speed, and an idle server wakes no one.
 """
 
 from __future__ import annotations
 
 import mmap
+import time
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -41,6 +43,9 @@ class ConnectionTable:
         """The slot of a worker that exited (master only)."""
         self.counts[slot] = _FREE
 
+    def publish(self, slot: int, connections: int) -> None:
+        self.counts[slot] = connections
+
     def holds_fewest(self, slot: int, connections: int) -> bool:
         """Publish this worker's count; whether no other worker holds fewer."""
         self.counts[slot] = connections
@@ -48,27 +53,35 @@ class ConnectionTable:
 
 
 class BalancedThreadWorker(ThreadWorker):
-    """gthread, accepting new connections only while no sibling worker holds fewer."""
+    """gthread, leaving a new connection to a sibling worker that holds fewer connections."""
 
     table: ConnectionTable | None = None  # set by the server before forking
     slot = -1  # set per worker by the master's pre_fork hook
-    # A worker that is not accepting looks at its siblings' counts again this often even when
-    # none of its own connections stirs (the longest a new connection can wait on it).
-    recheck_seconds = 0.01
+    # How long a worker that passed on a connection stops polling the (level-triggered)
+    # listening socket, instead of waking up for it again and again until a sibling accepts.
+    pause_seconds = 0.01
+    _paused_until = 0.0
+
+    def accept(self, listener: Any) -> None:
+        table = self.table
+        if table is None or self.slot < 0 or table.holds_fewest(self.slot, self.nr_conns):
+            super().accept(listener)
+            return
+        self._paused_until = time.monotonic() + self.pause_seconds
+        super().set_accept_enabled(False)
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        table = self.table
-        if enabled and table is not None and self.slot >= 0:
-            enabled = table.holds_fewest(self.slot, self.nr_conns)
+        # The event loop asks to accept again on every turn; not before the pause is over.
+        if enabled and time.monotonic() < self._paused_until:
+            return
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        # The event loop only reconsiders accepting when it hits worker_connections; counts
-        # change with every connection here and in the siblings, so reconsider each turn.
-        if self.alive:
-            self.set_accept_enabled(self.nr_conns < self.worker_connections)
-            if not self._accepting:
-                timeout = min(timeout, self.recheck_seconds)
+        if self.table is not None and self.slot >= 0:
+            self.table.publish(self.slot, self.nr_conns)
+        paused_for = self._paused_until - time.monotonic()
+        if paused_for > 0:
+            timeout = min(timeout, paused_for)
         super().wait_for_and_dispatch_events(timeout)
 
 

@@ -99,6 +99,33 @@ def test_closed_connections_free_their_worker_for_new_ones(server: int) -> None:
             connection.close()
 
 
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_an_unbalanced_idle_server_wakes_no_one_and_new_connections_fill_the_gap(
+    server: int,
+) -> None:
+    connections = [http.client.HTTPConnection("127.0.0.1", server, timeout=10) for _ in range(6)]
+    pids = [_served_by(connection) for connection in connections]
+    emptied, busy = sorted(set(pids))
+    for connection, pid in zip(connections, pids, strict=True):
+        if pid == emptied:
+            connection.close()
+    time.sleep(0.3)  # 0 connections on one worker, 3 idle ones on the other
+    before = {pid: _cpu_ticks(pid) for pid in (emptied, busy)}
+    time.sleep(1.0)
+    # A worker spinning on the backlog would burn ~100 ticks a second; idle ones use none.
+    assert all(_cpu_ticks(pid) - before[pid] <= 3 for pid in before), before
+    newcomers = [http.client.HTTPConnection("127.0.0.1", server, timeout=10) for _ in range(3)]
+    try:
+        assert [_served_by(connection) for connection in newcomers] == [emptied] * 3
+    finally:
+        for connection in connections + newcomers:
+            connection.close()
+
+
 def test_table_slots_are_shared_with_forked_workers_and_reused() -> None:
     table = ConnectionTable(slots=3)
     first, second = table.claim(), table.claim()
