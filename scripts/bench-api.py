@@ -103,7 +103,38 @@ def db_statements(server: str, db_name: str) -> int:
     )
 
 
-def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua: str | None = None):
+def connections_per_worker(port: int, workers: list[int]) -> list[int]:
+    """Established TCP connections to `port` that each worker process holds (from /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    counts = []
+    for pid in workers:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held += 1
+        counts.append(held)
+    return counts
+
+
+def wrk(
+    url: str,
+    connections: int,
+    duration: str,
+    headers: dict[str, str],
+    lua: str | None = None,
+    workers: list[int] | None = None,
+):
+    """One wrk run; with `workers`, also how many connections each held two seconds in."""
     threads = min(2, connections)
     cmd = [
         "wrk",
@@ -118,7 +149,14 @@ def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua:
         cmd += ["-H", f"{key}: {value}"]
     if lua:
         cmd += ["-s", lua]
-    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    process = subprocess.Popen(cmd + [url], stdout=subprocess.PIPE, text=True)
+    split: list[int] = []
+    if workers:
+        time.sleep(2)
+        split = connections_per_worker(urlsplit(url).port or 80, workers)
+    out, _ = process.communicate()
+    if process.returncode != 0:
+        sys.exit(f"bench-api: wrk failed ({process.returncode}):\n{out}")
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if found is None:
         sys.exit(f"bench-api: unexpected wrk output:\n{out}")
@@ -134,6 +172,7 @@ def wrk(url: str, connections: int, duration: str, headers: dict[str, str], lua:
         "requests": int(total.group(1)) if total else 0,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1) if errors else "",
+        "split": "/".join(str(count) for count in split) or "-",
     }
 
 
@@ -312,7 +351,7 @@ def main() -> int:
                 statements_before = db_statements(server_url, db_name)
                 cpu_before = cpu_seconds(workers)
                 steal_before = cpu_ticks()
-                result = wrk(url, conns, duration, headers, script)
+                result = wrk(url, conns, duration, headers, script, workers)
                 result["steal"] = steal_share(steal_before, cpu_ticks())
                 used = cpu_seconds(workers) - cpu_before
                 result["cpu_ms"] = used * 1000 / max(1, result["requests"])
@@ -325,7 +364,8 @@ def main() -> int:
                     f"p50 {result['p50']:>8s}  p99 {result['p99']:>8s}  "
                     f"server CPU {result['cpu_ms']:.2f} ms/req  "
                     f"DB statements {result['db_per_req']:.2f}/req  "
-                    f"steal {result['steal']:.0%}  non-2xx {result['non2xx']}"
+                    f"steal {result['steal']:.0%}  connections per worker {result['split']}  "
+                    f"non-2xx {result['non2xx']}"
                 )
         results = []
         for name, _, conns, *_ in cases:
@@ -342,16 +382,17 @@ def main() -> int:
         )
         print(
             f"  {'endpoint':34s} {'conns':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-            f"{'CPU ms':>7s} {'steal':>6s} {'non-2xx':>8s}"
+            f"{'CPU ms':>7s} {'steal':>6s} {'split':>7s} {'non-2xx':>8s}"
         )
         for name, conns, r in results:
             print(
                 f"  {name:34s} {conns:5d} {r['rps']:9.1f} {to_ms(r['p50']):8.2f} "
-                f"{to_ms(r['p99']):8.2f} {r['cpu_ms']:7.2f} {r['steal']:6.0%} {r['non2xx']:8d}"
+                f"{to_ms(r['p99']):8.2f} {r['cpu_ms']:7.2f} {r['steal']:6.0%} {r['split']:>7s} "
+                f"{r['non2xx']:8d}"
             )
         print(
             "  steal: CPU time the hypervisor gave to other guests during the round (this VM's"
-            " noise).\n"
+            " noise). split: open connections per worker, 2 s into the round.\n"
             f"  CPU ms: server (all workers) CPU time per request. Machine speed: a fixed Python"
             f" loop took {speed_before:.0f} ms before the run and {calibrate():.0f} ms after"
             " (lower is faster; compare runs only at similar speeds)"
