@@ -64,11 +64,14 @@ class BalancedThreadWorker(ThreadWorker):
 
     def accept(self, listener: Any) -> None:
         table = self.table
-        if table is None or self.slot < 0 or table.holds_fewest(self.slot, self.nr_conns):
+        if table is None or self.slot < 0:
             super().accept(listener)
-            return
-        self._paused_until = time.monotonic() + self.pause_seconds
-        super().set_accept_enabled(False)
+        elif table.holds_fewest(self.slot, self.nr_conns):
+            super().accept(listener)
+            table.publish(self.slot, self.nr_conns)  # at once: a sibling may be deciding now
+        else:
+            self._paused_until = time.monotonic() + self.pause_seconds
+            super().set_accept_enabled(False)
 
     def set_accept_enabled(self, enabled: bool) -> None:
         # The event loop asks to accept again on every turn; not before the pause is over.
