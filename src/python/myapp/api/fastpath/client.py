@@ -49,6 +49,7 @@ class FastPathRejected(FastPathError):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
+        self.detail = message
 
 
 _RETRYABLE = {
@@ -259,6 +260,8 @@ class AgentFleet:
                 results[agent] = future.result()
             except FastPathError as err:
                 results[agent] = err
+            except ValueError as err:  # its channel was closed: the agent left meanwhile
+                results[agent] = FastPathUnavailable(f"fast path at {agent}: {err}")
         return results
 
     def _all(self, call: Callable[[FastPathClient], T]) -> list[T]:
@@ -267,7 +270,7 @@ class AgentFleet:
             raise FastPathUnavailable(f"no fast-path agent found at {self.address}")
         for agent, result in results.items():
             if isinstance(result, FastPathRejected):  # a refusal is not cured by retrying
-                raise FastPathRejected(result.code, f"agent {agent}: {result}")
+                raise FastPathRejected(result.code, f"agent {agent}: {result.detail}")
         failed = [f"{agent}: {r}" for agent, r in results.items() if isinstance(r, FastPathError)]
         if failed:
             raise FastPathUnavailable(

@@ -52,3 +52,15 @@ def test_a_fleet_call_fails_naming_the_agents_that_did_not_answer() -> None:
         assert counters["rules"] == [] and counters["xsk"] == []
     finally:
         fleet.close()
+
+
+def test_an_agent_dropped_during_a_call_reads_as_unavailable() -> None:
+    # refresh() closes the channel of an agent that left while a request thread may be calling it.
+    fleet = AgentFleet(f"127.0.0.1:{_closed_port()}", timeout=1.0)
+    try:
+        (agent,) = fleet.refresh()
+        fleet._agents[agent].close()  # what refresh() does to an agent that left
+        (result,) = fleet.each(lambda client: client.status()).values()
+        assert isinstance(result, FastPathUnavailable) and agent in str(result)
+    finally:
+        fleet.close()
