@@ -106,6 +106,28 @@ def _rule(client: FlaskClient, headers: dict[str, str], rule_id: int) -> dict[st
     return dict(reply.get_json())
 
 
+def _create_rule(client: FlaskClient, headers: dict[str, str], **rule: Any) -> int:
+    created = client.post("/api/v1/rules", headers=headers, json=rule)
+    assert created.status_code == 201, created.get_json()
+    return int(created.get_json()["id"])
+
+
+def _patch_rule(
+    client: FlaskClient, headers: dict[str, str], rule_id: int, **changes: Any
+) -> dict[str, Any]:
+    """PATCH with If-Match on the rule's current revision (as the WebUI does); the new rule."""
+    revision = _rule(client, headers, rule_id)["revision"]
+    patched = client.patch(
+        f"/api/v1/rules/{rule_id}",
+        headers={**headers, "If-Match": f'"{revision}"'},
+        json=changes,
+    )
+    assert patched.status_code == 200, patched.get_json()
+    updated = dict(patched.get_json())
+    assert updated["revision"] == revision + 1
+    return updated
+
+
 @pytest.fixture(autouse=True)
 def _root() -> None:
     require_root("loading the XDP program behind the fast-path agent")
@@ -119,13 +141,9 @@ def test_rest_rule_reaches_the_kernel_and_drops_packets() -> None:
         blocked, other = packets.packet("203.0.113.9"), packets.packet("198.51.100.9")
         assert agent.datapath.test_run(blocked) == libbpf.XDP_PASS
 
-        created = client.post(
-            "/api/v1/rules",
-            headers=headers,
-            json={"name": "block test net 3", "source_cidr": "203.0.113.0/24", "action": "drop"},
+        rule_id = _create_rule(
+            client, headers, name="block test net 3", source_cidr="203.0.113.0/24", action="drop"
         )
-        assert created.status_code == 201, created.get_json()
-        rule_id = created.get_json()["id"]
         wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
         assert agent.datapath.test_run(blocked) == libbpf.XDP_DROP
         assert agent.datapath.test_run(other) == libbpf.XDP_PASS
@@ -138,13 +156,7 @@ def test_rest_rule_reaches_the_kernel_and_drops_packets() -> None:
         assert {r["rule_id"]: r["packets"] for r in stats["rules"]} == {rule_id: 1}
 
         # An edit (now: pass) and a delete reach the kernel too.
-        etag = _rule(client, headers, rule_id)["revision"]
-        patched = client.patch(
-            f"/api/v1/rules/{rule_id}",
-            headers={**headers, "If-Match": f'"{etag}"'},
-            json={"action": "pass"},
-        )
-        assert patched.status_code == 200, patched.get_json()
+        _patch_rule(client, headers, rule_id, action="pass")
         wait_for(lambda: agent.datapath.test_run(blocked) == libbpf.XDP_PASS)
         wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
         assert client.delete(f"/api/v1/rules/{rule_id}", headers=headers).status_code == 204
@@ -156,13 +168,9 @@ def test_api_keeps_working_while_the_agent_is_down_and_catches_up() -> None:
     with api_app(port) as app:
         client = app.test_client()
         headers = _admin_headers(client)
-        created = client.post(
-            "/api/v1/rules",
-            headers=headers,
-            json={"name": "down", "source_cidr": "2001:db8:bad::/48", "action": "drop"},
+        rule_id = _create_rule(
+            client, headers, name="down", source_cidr="2001:db8:bad::/48", action="drop"
         )
-        assert created.status_code == 201, created.get_json()
-        rule_id = created.get_json()["id"]
         assert _rule(client, headers, rule_id)["sync_state"] == "pending"
 
         status = client.get("/api/v1/fastpath/status", headers=headers).get_json()
@@ -186,13 +194,9 @@ def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_syn
         client = app.test_client()
         headers = _admin_headers(client)
         with running_agent(port_b) as agent_b:
-            created = client.post(
-                "/api/v1/rules",
-                headers=headers,
-                json={"name": "fleet", "source_cidr": "192.0.2.0/24", "action": "drop"},
+            rule_id = _create_rule(
+                client, headers, name="fleet", source_cidr="192.0.2.0/24", action="drop"
             )
-            assert created.status_code == 201, created.get_json()
-            rule_id = created.get_json()["id"]
             wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
             for agent in (agent_a, agent_b):
                 assert agent.datapath.test_run(blocked) == libbpf.XDP_DROP
@@ -208,13 +212,7 @@ def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_syn
             assert stats["connected"] and stats["missing_agents"] == []
 
         # Agent B is gone: an edit reaches A, and the rule waits for B as "pending".
-        revision = _rule(client, headers, rule_id)["revision"]
-        patched = client.patch(
-            f"/api/v1/rules/{rule_id}",
-            headers={**headers, "If-Match": f'"{revision}"'},
-            json={"action": "pass"},
-        )
-        assert patched.status_code == 200, patched.get_json()
+        updated = _patch_rule(client, headers, rule_id, action="pass")
         wait_for(lambda: agent_a.datapath.test_run(blocked) == libbpf.XDP_PASS)
         pending = wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "pending")
         assert pending
@@ -229,6 +227,6 @@ def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_syn
         with running_agent(port_b) as agent_b:
             wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
             assert [(r.id, r.revision) for r in agent_b.list_rules()[0]] == [
-                (rule_id, revision + 1)
+                (rule_id, updated["revision"])
             ]
             assert agent_b.datapath.test_run(blocked) == libbpf.XDP_PASS

@@ -48,7 +48,7 @@ class ConnectionTable:
 
     def holds_fewest(self, slot: int, connections: int) -> bool:
         """Publish this worker's count; whether no other worker holds fewer."""
-        self.counts[slot] = connections
+        self.publish(slot, connections)
         return connections <= min(self.counts)
 
 
