@@ -76,7 +76,7 @@ seed-mock-data: setup ## Add demo users (each role), rules and audit entries to 
 .PHONY: smoke-test
 smoke-test: setup ## Start the API PEX on SQLite in a temp dir; check health, login, users, rules; stop
 	$(PANTS) package src/python/myapp/api:api
-	python3 tests/python/api_smoke/smoke.py dist/src.python.myapp.api/api.pex
+	PYTHONPATH=tests/python python3 -m api_smoke.smoke dist/src.python.myapp.api/api.pex
 
 .PHONY: bench-api
 bench-api: setup ## API figures: gunicorn (2 workers) on PostgreSQL, wrk on users list, /auth/me, /healthz, login

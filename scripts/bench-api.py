@@ -18,48 +18,27 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests/python"))
+from api_smoke.served import (  # noqa: E402 - the shared helpers live beside the smoke test
+    ServerDidNotStart,
+    call,
+    stop,
+    wait_for_port,
+    wait_until_answering,
+)
+
 ADMIN_PASSWORD = "bench-admin-" + uuid.uuid4().hex[:12]
 USER_PASSWORD = "bench-user-password"  # noqa: S105 - throw-away bench accounts
-
-
-def wait_for_port(server: subprocess.Popen[bytes], log_path: Path, timeout: float = 120) -> int:
-    """The port gunicorn bound (it binds 127.0.0.1:0 and logs "Listening at: ...:PORT")."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log_path.read_bytes())
-        if found:
-            return int(found.group(1))
-        if server.poll() is not None:
-            break
-        time.sleep(0.1)
-    sys.exit(f"bench-api: server did not start; see {log_path}:\n{log_path.read_text()[-3000:]}")
-
-
-def call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local URL
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def psql(server: str, sql: str) -> str:
@@ -261,22 +240,17 @@ def main() -> int:
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, str(pex)], env=env, stdout=log, stderr=log)
     try:
-        base = f"http://127.0.0.1:{wait_for_port(server, log_path)}"
+        try:
+            base = f"http://127.0.0.1:{wait_for_port(server, log_path)}"
+            ready = wait_until_answering(server, f"{base}/readyz", log_path)
+        except ServerDidNotStart as exc:
+            sys.exit(f"bench-api: {exc}")
+        if ready.status != 200:
+            sys.exit(f"bench-api: server not ready: {ready.status} {ready.body}")
         print(f"bench-api: server on {base}")
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if call(base, "GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"bench-api: server did not start; see {log_path}")
-            time.sleep(0.2)
-        status, body = call(
-            base,
+        status, body, _ = call(
+            f"{base}/api/v1/auth/login",
             "POST",
-            "/api/v1/auth/login",
             {"email": "admin@example.com", "password": ADMIN_PASSWORD},
         )
         if status != 200:
@@ -287,9 +261,8 @@ def main() -> int:
 
         def add_user(index: int) -> int:
             return call(
-                base,
+                f"{base}/api/v1/users",
                 "POST",
-                "/api/v1/users",
                 {
                     "email": f"bench-user-{index:03d}@example.com",
                     "password": USER_PASSWORD,
@@ -297,13 +270,12 @@ def main() -> int:
                     "role": ("viewer", "maintainer")[index % 2],
                 },
                 token,
-            )[0]
+            ).status
 
         def add_rule(index: int) -> int:
             return call(
-                base,
+                f"{base}/api/v1/rules",
                 "POST",
-                "/api/v1/rules",
                 {
                     "name": f"bench rule {index}",
                     "source_cidr": f"10.{index}.0.0/16",
@@ -312,7 +284,7 @@ def main() -> int:
                     "action": "drop",
                 },
                 token,
-            )[0]
+            ).status
 
         with ThreadPoolExecutor(4) as pool:
             users = list(pool.map(add_user, range(99)))  # + the admin = 100 users
@@ -420,13 +392,11 @@ def main() -> int:
             print(f"  {'met   ' if ok else 'MISSED'} {label}")
         return 0
     finally:
-        server.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        psql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
+            stop(server)
+        finally:
+            psql(server_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
