@@ -46,6 +46,17 @@ _num_possible_cpus = _fn("libbpf_num_possible_cpus", C.c_int)
 _map_update = _fn("bpf_map_update_elem", C.c_int, C.c_int, C.c_void_p, C.c_void_p, C.c_uint64)
 _map_lookup = _fn("bpf_map_lookup_elem", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
 _map_delete = _fn("bpf_map_delete_elem", C.c_int, C.c_int, C.c_void_p)
+_map_lookup_batch = _fn(
+    "bpf_map_lookup_batch",
+    C.c_int,
+    C.c_int,
+    C.c_void_p,
+    C.c_void_p,
+    C.c_void_p,
+    C.c_void_p,
+    C.POINTER(C.c_uint32),
+    C.c_void_p,
+)
 _map_next_key = _fn("bpf_map_get_next_key", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
 _obj_get = _fn("bpf_obj_get", C.c_int, C.c_char_p)
 _obj_info = _fn("bpf_obj_get_info_by_fd", C.c_int, C.c_int, C.c_void_p, C.POINTER(C.c_uint32))
@@ -202,6 +213,41 @@ def percpu_lookup(map_fd: int, key: bytes, value_size: int) -> list[bytes]:
     out = C.create_string_buffer(stride * ncpu)
     _check(_map_lookup(map_fd, _buf(key), out), "per-CPU map lookup")
     return [out.raw[i * stride : i * stride + value_size] for i in range(ncpu)]
+
+
+def percpu_array_read(map_fd: int, count: int, value_size: int, chunk: int = 8192) -> bytes:
+    """Indices 0..count-1 of a per-CPU array map in a few bpf() calls (BPF_MAP_LOOKUP_BATCH).
+
+    The result holds, per index, one value per possible CPU, each padded to 8 bytes: the
+    layout `percpu_lookup` splits for one key. Reading 100,000 indices one by one costs one
+    syscall (and a ctypes round trip) each; in batches it is a memory copy.
+    """
+    stride = (value_size + 7) & ~7
+    per_index = stride * possible_cpus()
+    out = C.create_string_buffer(per_index * max(count, 1))
+    keys = (C.c_uint32 * min(max(count, 1), chunk))()
+    position = C.c_uint32()  # the kernel's cursor: the last index it returned
+    done = 0
+    while done < count:
+        want = C.c_uint32(min(chunk, count - done))
+        rc = _map_lookup_batch(
+            map_fd,
+            C.byref(position) if done else None,  # NULL: start at index 0
+            C.byref(position),
+            keys,
+            C.byref(out, done * per_index),
+            C.byref(want),
+            None,
+        )
+        err = C.get_errno() if rc < 0 else 0
+        if rc < 0 and err != 2:  # ENOENT: the map ended (want holds what was read)
+            raise BpfError(err, f"bpf_map_lookup_batch: {os.strerror(err)}")
+        done += want.value
+        if rc < 0 or want.value == 0:
+            break
+    if done < count:
+        raise BpfError(22, f"per-CPU array has {done} entries, {count} were asked for")
+    return out.raw[: per_index * count]
 
 
 def percpu_update(map_fd: int, key: bytes, value: bytes | list[bytes]) -> None:
