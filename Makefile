@@ -47,8 +47,8 @@ clean: ## Remove build outputs and stop pantsd
 # --- WebUI (src/js/webui) -------------------------------------------------------------------
 .PHONY: run-webui
 run-webui: setup ## Run the WebUI on :3000 (built by Pants; /api -> API_URL, default 127.0.0.1:5000)
-	$(PANTS) package src/js/webui:webui
-	API_URL=$${API_URL:-http://127.0.0.1:5000} node dist/bundle/server/main.mjs
+	$(PANTS) package src/js/webui:webui#bundle
+	API_URL=$${API_URL:-http://127.0.0.1:5000} node "$$(scripts/unpack-webui.sh)/server/main.mjs"
 
 # Screenshots of the WebUI end-to-end tests (also when `make test` runs them).
 export WEBUI_E2E_ARTIFACTS ?= $(CURDIR)/dist/test-artifacts/webui
@@ -64,9 +64,9 @@ webui-openapi: setup ## Refresh src/js/webui/openapi.json from the API (after an
 
 .PHONY: bench-webui
 bench-webui: setup ## WebUI figures: bundle sizes (gzip), FCP and sign-in -> dashboard in Chromium (median of 5)
-	$(PANTS) package src/js/webui:webui src/python/myapp/api:api-dev
+	$(PANTS) package src/js/webui:webui#bundle src/python/myapp/api:api-dev
 	npm --prefix src/js/webui ci --prefer-offline --no-audit --no-fund --loglevel=error
-	node src/js/webui/scripts/bench.mjs dist/bundle dist/src.python.myapp.api/api-dev.pex
+	node src/js/webui/scripts/bench.mjs "$$(scripts/unpack-webui.sh)" dist/src.python.myapp.api/api-dev.pex
 
 # --- API (src/python/myapp/api) -------------------------------------------------------------
 .PHONY: seed-mock-data

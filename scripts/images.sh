@@ -13,7 +13,7 @@ SERVICES=(
   "api       src/python/myapp/api:api                src/python/myapp/api"
   "fastpath  src/python/myapp/fastpath:fastpath      src/python/myapp/fastpath"
   "connector src/python/myapp/connector:connector    src/python/myapp/connector"
-  "webui     src/js/webui:webui-bundle               src/js/webui"
+  "webui     src/js/webui:webui#bundle               src/js/webui"
 )
 
 scripts/images-base.sh

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 API_PORT="${API_PORT:-5000}"
 WEBUI_PORT="${PORT:-3000}"
 
-./pants package src/python/myapp/api:api-dev src/js/webui:webui
+./pants package src/python/myapp/api:api-dev src/js/webui:webui#bundle
+webui=$(scripts/unpack-webui.sh)
 
 pids=()
 stop() {
@@ -24,7 +25,7 @@ trap stop INT TERM EXIT
 APP_ENV="${APP_ENV:-development}" API_PORT="$API_PORT" dist/src.python.myapp.api/api-dev.pex &
 pids+=($!)
 API_URL="http://127.0.0.1:$API_PORT" PORT="$WEBUI_PORT" HOST="${HOST:-127.0.0.1}" \
-  node dist/bundle/server/main.mjs &
+  node "$webui/server/main.mjs" &
 pids+=($!)
 
 # Report once both answer, then stay in the foreground until Ctrl-C or one of them exits.

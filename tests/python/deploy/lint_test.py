@@ -124,9 +124,15 @@ def test_image_workflow_builds_real_targets_with_their_dockerfiles() -> None:
     assert sorted(r["service"] for r in rows) == sorted(matrix["service"])
     for row in rows:
         folder, _, name = row["target"].partition(":")
+        # "webui#bundle": the `bundle` script generated from the package_json target `webui`.
+        name, _, script = name.partition("#")
         build = (ROOT / folder / "BUILD").read_text()
         assert re.search(
             rf'name="{re.escape(name)}"', build
         ), f"{row['target']} is not in {folder}/BUILD"
+        if script:
+            assert re.search(
+                rf'node_build_script\(entry_point="{re.escape(script)}"', build
+            ), f"{row['target']}: no node_build_script {script!r} in {folder}/BUILD"
         assert (ROOT / row["dockerfile"]).is_file()
         assert row["dockerfile"] == f"{folder}/Dockerfile"

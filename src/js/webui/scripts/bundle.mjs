@@ -1,5 +1,11 @@
-// `npm run bundle`: the deployable WebUI in bundle/ (what the container image copies):
-// server/ (without tests), dist/ (the built SPA), package.json + lock, production node_modules.
+// `npm run bundle`: the deployable WebUI as src.js.webui/webui-bundle.tar.gz (what the container image unpacks),
+// holding bundle/ = server/ (without tests), dist/ (the built SPA), package.json + lock and the
+// production node_modules.
+//
+// The tarball is made here, from the files npm just wrote, not by a Pants `archive` target: Pants
+// 2.17 hardlinks large files from its store into sandboxes, a hardlink made elsewhere meanwhile
+// changes a file's ctime, and GNU tar then fails with "file changed as we read it"
+// (pantsbuild/pants#19740; seen here on react-dom in a CI run).
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -27,4 +33,23 @@ execFileSync(
   ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"],
   { cwd: out, stdio: "inherit", env: { ...process.env, npm_config_cache: cache } },
 );
-console.log(`bundle: ${out}`);
+// Reproducible: entries sorted, owner and times fixed (the SPA's asset names carry content hashes).
+// Under src.js.webui/, as Pants names its other packages in dist/ (the image build context).
+const tarball = path.join(root, "src.js.webui", "webui-bundle.tar.gz");
+fs.mkdirSync(path.dirname(tarball), { recursive: true });
+execFileSync(
+  "tar",
+  [
+    "--sort=name",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--mtime=2000-01-01 00:00Z",
+    "-czf",
+    tarball,
+    "bundle",
+  ],
+  { cwd: root, stdio: "inherit", env: { ...process.env, GZIP: "-n" } },
+);
+fs.rmSync(out, { recursive: true, force: true });
+console.log(`bundle: ${tarball}`);

@@ -1,9 +1,10 @@
 import { useState } from "react";
 import { useDebounced, useResource } from "../api/useResource";
 import { useSession } from "../auth/session";
-import { Spinner, TextField } from "../components/Field";
-import { formatTime, LoadError } from "../components/LoadError";
-import { Pager, SortHeader } from "../components/Pager";
+import { TextField } from "../components/Field";
+import { formatTime } from "../components/LoadError";
+import { PagedTable } from "../components/PagedTable";
+import { SortHeader } from "../components/Pager";
 
 export default function AuditPage() {
   const { api } = useSession();
@@ -25,42 +26,36 @@ export default function AuditPage() {
           setPage(1);
         }}
       />
-      {audit.error && <LoadError error={audit.error} onRetry={audit.reload} />}
-      {!audit.data && audit.loading && <Spinner label="Loading events…" />}
-      {audit.data && audit.data.items.length === 0 && <p className="empty">No events match.</p>}
-      {audit.data && audit.data.items.length > 0 && (
-        <>
-          <table className="table" aria-busy={audit.loading}>
-            <thead>
-              <tr>
-                <SortHeader field="created_at" label="When" sort={sort} onSort={setSort} />
-                <SortHeader field="actor_email" label="Who" sort={sort} onSort={setSort} />
-                <SortHeader field="action" label="Action" sort={sort} onSort={setSort} />
-                <th>Object</th>
-                <th>From</th>
-                <th>Request</th>
-              </tr>
-            </thead>
-            <tbody>
-              {audit.data.items.map((e) => (
-                <tr key={e.id}>
-                  <td>{formatTime(e.created_at)}</td>
-                  <td>{e.actor_email ?? "—"}</td>
-                  <td>
-                    <code>{e.action}</code>
-                  </td>
-                  <td>{e.object_type ? `${e.object_type} ${e.object_id ?? ""}` : "—"}</td>
-                  <td>{e.ip ?? "—"}</td>
-                  <td>
-                    <code className="muted">{e.request_id ?? ""}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <Pager page={audit.data.page} perPage={audit.data.per_page} total={audit.data.total} onPage={setPage} />
-        </>
-      )}
+      <PagedTable
+        resource={audit}
+        loadingLabel="Loading events…"
+        empty="No events match."
+        onPage={setPage}
+        head={
+          <>
+            <SortHeader field="created_at" label="When" sort={sort} onSort={setSort} />
+            <SortHeader field="actor_email" label="Who" sort={sort} onSort={setSort} />
+            <SortHeader field="action" label="Action" sort={sort} onSort={setSort} />
+            <th>Object</th>
+            <th>From</th>
+            <th>Request</th>
+          </>
+        }
+        row={(e) => (
+          <>
+            <td>{formatTime(e.created_at)}</td>
+            <td>{e.actor_email ?? "—"}</td>
+            <td>
+              <code>{e.action}</code>
+            </td>
+            <td>{e.object_type ? `${e.object_type} ${e.object_id ?? ""}` : "—"}</td>
+            <td>{e.ip ?? "—"}</td>
+            <td>
+              <code className="muted">{e.request_id ?? ""}</code>
+            </td>
+          </>
+        )}
+      />
     </section>
   );
 }

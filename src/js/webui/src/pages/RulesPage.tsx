@@ -7,7 +7,8 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
 import { Alert, Spinner, TextField } from "../components/Field";
 import { formatTime, LoadError } from "../components/LoadError";
-import { Pager, SortHeader } from "../components/Pager";
+import { PagedTable } from "../components/PagedTable";
+import { SortHeader } from "../components/Pager";
 import { Tabs } from "../components/Tabs";
 import { RuleForm } from "./RuleForm";
 
@@ -74,69 +75,61 @@ function RulesTab() {
           }}
         />
       )}
-      {rules.error && <LoadError error={rules.error} onRetry={rules.reload} />}
-      {!rules.data && rules.loading && <Spinner label="Loading rules…" />}
-      {rules.data && rules.data.items.length === 0 && (
-        <p className="empty">
-          {q
+      <PagedTable
+        resource={rules}
+        loadingLabel="Loading rules…"
+        empty={
+          q
             ? `No rule matches “${q}”.`
             : canCreate
               ? "No rules yet: traffic passes untouched. Add one with “New rule”."
-              : "No rules yet: traffic passes untouched."}
-        </p>
-      )}
-      {rules.data && rules.data.items.length > 0 && (
-        <>
-          <table className="table" aria-busy={rules.loading}>
-            <thead>
-              <tr>
-                <SortHeader field="priority" label="Priority" sort={sort} onSort={setSort} />
-                <SortHeader field="name" label="Name" sort={sort} onSort={setSort} />
-                <SortHeader field="source_cidr" label="Source" sort={sort} onSort={setSort} />
-                <th>Protocol / ports</th>
-                <th>Action</th>
-                <th>State</th>
-                {(canEdit || canDelete) && <th>Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {rules.data.items.map((r) => (
-                <tr key={r.id}>
-                  <td>{r.priority}</td>
-                  <td>{r.name}</td>
-                  <td>
-                    <code>{r.source_cidr}</code>
-                  </td>
-                  <td>
-                    {r.protocol} / {ports(r)}
-                  </td>
-                  <td>{actionText(r)}</td>
-                  <td>
-                    <span className={`badge badge--${r.sync_state}`} title={r.sync_error ?? undefined}>
-                      {r.enabled ? r.sync_state : "disabled"}
-                    </span>
-                  </td>
-                  {(canEdit || canDelete) && (
-                    <td className="actions">
-                      {canEdit && (
-                        <button type="button" className="btn btn--small" aria-label={`Edit ${r.name}`} onClick={() => setEditing(r)}>
-                          Edit
-                        </button>
-                      )}
-                      {canDelete && (
-                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${r.name}`} onClick={() => deletion.ask(r)}>
-                          Delete
-                        </button>
-                      )}
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <Pager page={rules.data.page} perPage={rules.data.per_page} total={rules.data.total} onPage={setPage} />
-        </>
-      )}
+              : "No rules yet: traffic passes untouched."
+        }
+        onPage={setPage}
+        head={
+          <>
+            <SortHeader field="priority" label="Priority" sort={sort} onSort={setSort} />
+            <SortHeader field="name" label="Name" sort={sort} onSort={setSort} />
+            <SortHeader field="source_cidr" label="Source" sort={sort} onSort={setSort} />
+            <th>Protocol / ports</th>
+            <th>Action</th>
+            <th>State</th>
+            {(canEdit || canDelete) && <th>Actions</th>}
+          </>
+        }
+        row={(r) => (
+          <>
+            <td>{r.priority}</td>
+            <td>{r.name}</td>
+            <td>
+              <code>{r.source_cidr}</code>
+            </td>
+            <td>
+              {r.protocol} / {ports(r)}
+            </td>
+            <td>{actionText(r)}</td>
+            <td>
+              <span className={`badge badge--${r.sync_state}`} title={r.sync_error ?? undefined}>
+                {r.enabled ? r.sync_state : "disabled"}
+              </span>
+            </td>
+            {(canEdit || canDelete) && (
+              <td className="actions">
+                {canEdit && (
+                  <button type="button" className="btn btn--small" aria-label={`Edit ${r.name}`} onClick={() => setEditing(r)}>
+                    Edit
+                  </button>
+                )}
+                {canDelete && (
+                  <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${r.name}`} onClick={() => deletion.ask(r)}>
+                    Delete
+                  </button>
+                )}
+              </td>
+            )}
+          </>
+        )}
+      />
       {deletion.pending && (
         <ConfirmDialog
           title={`Delete rule “${deletion.pending.name}”?`}

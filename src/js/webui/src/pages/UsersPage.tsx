@@ -6,9 +6,10 @@ import { canAccess, type Role } from "../auth/access";
 import { useSession, useUser } from "../auth/session";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
-import { Alert, CheckboxField, SelectField, Spinner, TextField } from "../components/Field";
-import { formatTime, LoadError } from "../components/LoadError";
-import { Pager, SortHeader } from "../components/Pager";
+import { Alert, CheckboxField, SelectField, TextField } from "../components/Field";
+import { formatTime } from "../components/LoadError";
+import { PagedTable } from "../components/PagedTable";
+import { SortHeader } from "../components/Pager";
 import { useForm } from "../forms/useForm";
 import { email, password, required } from "../forms/validation";
 
@@ -201,55 +202,47 @@ export default function UsersPage() {
           }}
         />
       </div>
-      {users.error && <LoadError error={users.error} onRetry={users.reload} />}
-      {!users.data && users.loading && <Spinner label="Loading users…" />}
-      {users.data && users.data.items.length === 0 && (
-        <p className="empty">{q ? `No user matches “${q}”.` : "No users yet. Create the first one with “New user”."}</p>
-      )}
-      {users.data && users.data.items.length > 0 && (
-        <>
-          <table className="table" aria-busy={users.loading}>
-            <thead>
-              <tr>
-                <SortHeader field="email" label="Email" sort={sort} onSort={setSort} />
-                <SortHeader field="full_name" label="Name" sort={sort} onSort={setSort} />
-                <SortHeader field="role" label="Role" sort={sort} onSort={setSort} />
-                <th>Active</th>
-                <SortHeader field="created_at" label="Created" sort={sort} onSort={setSort} />
-                {(canEdit || canDelete) && <th>Actions</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {users.data.items.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.email}</td>
-                  <td>{u.full_name}</td>
-                  <td>
-                    <span className="badge">{u.role}</span>
-                  </td>
-                  <td>{u.active ? "yes" : "no"}</td>
-                  <td>{formatTime(u.created_at)}</td>
-                  {(canEdit || canDelete) && (
-                    <td className="actions">
-                      {canEdit && (
-                        <button type="button" className="btn btn--small" aria-label={`Edit ${u.email}`} onClick={() => setMode({ kind: "edit", user: u })}>
-                          Edit
-                        </button>
-                      )}
-                      {canDelete && u.id !== me.id && (
-                        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${u.email}`} onClick={() => deletion.ask(u)}>
-                          Delete
-                        </button>
-                      )}
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <Pager page={users.data.page} perPage={users.data.per_page} total={users.data.total} onPage={setPage} />
-        </>
-      )}
+      <PagedTable
+        resource={users}
+        loadingLabel="Loading users…"
+        empty={q ? `No user matches “${q}”.` : "No users yet. Create the first one with “New user”."}
+        onPage={setPage}
+        head={
+          <>
+            <SortHeader field="email" label="Email" sort={sort} onSort={setSort} />
+            <SortHeader field="full_name" label="Name" sort={sort} onSort={setSort} />
+            <SortHeader field="role" label="Role" sort={sort} onSort={setSort} />
+            <th>Active</th>
+            <SortHeader field="created_at" label="Created" sort={sort} onSort={setSort} />
+            {(canEdit || canDelete) && <th>Actions</th>}
+          </>
+        }
+        row={(u) => (
+          <>
+            <td>{u.email}</td>
+            <td>{u.full_name}</td>
+            <td>
+              <span className="badge">{u.role}</span>
+            </td>
+            <td>{u.active ? "yes" : "no"}</td>
+            <td>{formatTime(u.created_at)}</td>
+            {(canEdit || canDelete) && (
+              <td className="actions">
+                {canEdit && (
+                  <button type="button" className="btn btn--small" aria-label={`Edit ${u.email}`} onClick={() => setMode({ kind: "edit", user: u })}>
+                    Edit
+                  </button>
+                )}
+                {canDelete && u.id !== me.id && (
+                  <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${u.email}`} onClick={() => deletion.ask(u)}>
+                    Delete
+                  </button>
+                )}
+              </td>
+            )}
+          </>
+        )}
+      />
       {deletion.pending && (
         <ConfirmDialog
           title={`Delete ${deletion.pending.email}?`}
