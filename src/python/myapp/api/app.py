@@ -110,11 +110,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
         fastpath=start_reconciler(config) if config.fastpath_addr else None,
         sessions=sessions,
-        events=(
-            EventForwarder(config.connector_url, config.connector_token)
-            if config.connector_url
-            else None
-        ),
+        events=EventForwarder(config) if config.connector_url else None,
     )
 
     register_error_handlers(app)
@@ -174,12 +170,8 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         # connection goes back to this process's pool.
         # (the connection is in autocommit mode: only an explicit ROLLBACK ends a transaction)
         action: Callable[[object], None] | None = None
-        pending = g.pop("pending_events", None)
         if g.pop("tx_open", False):
-            action = _explicit_rollback  # and its audit entries are never forwarded
-        elif pending and app.extensions["myapp"].events is not None:
-            # Entries written in autocommit mode (outside an explicit transaction) are stored.
-            app.extensions["myapp"].events.submit(pending)
+            action = _explicit_rollback  # with its audit entries and their outbox rows
         if g.pop("db_broken", False):
             action = _discard  # never hand a possibly dead connection back to the pool
         try:
@@ -187,6 +179,10 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         except Exception:  # closing a broken connection can fail too; it is gone either way
             DB_ERRORS.inc()
             log.exception("releasing the database connection failed")
+        if g.pop("wake_forwarder", False):  # audit entries were written (and maybe committed)
+            forwarder = app.extensions["myapp"].events
+            if forwarder is not None:
+                forwarder.wake()
 
     for blueprint in (auth_bp, users_bp, rules_bp, audit_bp, fastpath_bp, probes.bp):
         app.register_blueprint(blueprint)

@@ -102,9 +102,19 @@ def define_tables(db: DAL, table_options: dict[str, dict[str, Any]] | None = Non
         Field("ip", "string", length=64),
         **opts.get("audit_log", {}),
     )
+    db.define_table(
+        "event_outbox",
+        # An audit entry not yet taken by the connector (only with CONNECTOR_URL): written in
+        # the entry's transaction, deleted once sent. See events.py for the lease protocol.
+        Field("audit_id", "reference audit_log", ondelete="CASCADE", notnull=True, unique=True),
+        Field("claimed_until", "datetime"),  # a forwarder's lease; NULL: free to claim
+        Field("attempts", "integer", notnull=True, default=0),  # 5xx answers to this entry
+        Field("last_error", "string", length=255),
+        **opts.get("event_outbox", {}),
+    )
 
 
-TABLES = ("app_user", "refresh_token", "fw_rule", "audit_log")
+TABLES = ("app_user", "refresh_token", "fw_rule", "audit_log", "event_outbox")
 
 
 def _metadata_dir(config: Config) -> Path:

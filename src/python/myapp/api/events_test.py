@@ -1,13 +1,17 @@
 """Audit entries reach webhooks: the API posts committed entries to a real connector, which signs
-and delivers them to a real HTTP receiver; rolled-back entries and a dead connector never hurt."""
+and delivers them to a real HTTP receiver. Rolled-back entries never leave; committed ones wait
+for a dead connector and arrive once it is back, once per entry however many processes forward."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,8 +24,8 @@ from myapp.api.app import create_app
 from myapp.api.audit.service import record
 from myapp.api.config import Config, ConfigError
 from myapp.api.conftest import login, make_config
-from myapp.api.db import dispose
-from myapp.api.events import EVENTS
+from myapp.api.db import dispose, utcnow
+from myapp.api.events import EVENTS, EventForwarder
 from myapp.api.state import begin, commit, rollback
 from myapp.api.testdb import TestDatabase
 from myapp.connector.app import create_app as create_connector
@@ -34,8 +38,8 @@ INGEST_TOKEN = "ingest-token-for-tests-0123"  # noqa: S105
 WEBHOOK_SECRET = "webhook-secret-for-tests-0123"  # noqa: S105
 
 
-@pytest.fixture()
-def connector(receiver: Receiver) -> Iterator[str]:  # noqa: F811 - the imported fixture
+@contextlib.contextmanager
+def _running_connector(receiver: Receiver, port: int = 0) -> Iterator[str]:  # noqa: F811
     """A real connector on loopback delivering to `receiver`; yields its base URL."""
     config = ConnectorConfig(
         webhook_urls=(receiver.url,),
@@ -46,7 +50,7 @@ def connector(receiver: Receiver) -> Iterator[str]:  # noqa: F811 - the imported
     registry = CollectorRegistry()
     deliverer = Deliverer(config, registry)
     server = make_server(
-        "127.0.0.1", 0, create_connector(config, deliverer, registry), threaded=True
+        "127.0.0.1", port, create_connector(config, deliverer, registry), threaded=True
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     deliverer.start()
@@ -56,6 +60,12 @@ def connector(receiver: Receiver) -> Iterator[str]:  # noqa: F811 - the imported
     finally:
         server.shutdown()
         deliverer.stop()
+
+
+@pytest.fixture()
+def connector(receiver: Receiver) -> Iterator[str]:  # noqa: F811 - the imported fixture
+    with _running_connector(receiver) as url:
+        yield url
 
 
 def _app(backend: TestDatabase, url: str) -> Flask:
@@ -138,8 +148,43 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_dead_connector_does_not_slow_requests(backend: TestDatabase) -> None:
-    app = _app(backend, f"http://127.0.0.1:{_closed_port()}")
+def _swap_forwarder(app: Flask, **options: Any) -> EventForwarder:
+    """Replace the app's forwarder with one tuned for a test (fast backoff, short lease...)."""
+    st = app.extensions["myapp"]
+    st.events.stop()
+    st.events = EventForwarder(st.config, **options)
+    return st.events
+
+
+def _record_committed(app: Flask, action: str, count: int = 1) -> None:
+    with app.test_request_context("/"):
+        begin()
+        for index in range(count):
+            record(action, "rule", index)
+        commit()
+
+
+def _outbox_size(app: Flask) -> int:
+    with app.app_context():
+        d = app.extensions["myapp"].db
+        return int(d(d.event_outbox).count())
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_entries_wait_for_a_dead_connector_and_arrive_when_it_is_back(
+    backend: TestDatabase, receiver: Receiver  # noqa: F811
+) -> None:
+    port = _closed_port()
+    app = _app(backend, f"http://127.0.0.1:{port}")
+    _swap_forwarder(app, backoff=0.05, max_backoff=0.2)
     failed = EVENTS.labels("failed")._value.get()
     try:
         client = app.test_client()
@@ -148,16 +193,97 @@ def test_a_dead_connector_does_not_slow_requests(backend: TestDatabase) -> None:
         created = client.post(
             "/api/v1/rules",
             headers=headers,
-            json={"name": "unforwarded", "source_cidr": "198.51.100.0/24", "action": "drop"},
+            json={"name": "held back", "source_cidr": "198.51.100.0/24", "action": "drop"},
         )
         assert created.status_code == 201
-        assert time.monotonic() - started < 1.0  # the retries run in the background
-        deadline = time.monotonic() + 20
-        while EVENTS.labels("failed")._value.get() < failed + 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert EVENTS.labels("failed")._value.get() >= failed + 1
+        assert time.monotonic() - started < 1.0  # the attempts run in the background
+        assert _wait_for(lambda: EVENTS.labels("failed")._value.get() >= failed + 3)
+        assert _outbox_size(app) >= 1  # kept, not dropped, however many attempts failed
+        with _running_connector(receiver, port):
+            event = _next_webhook(receiver, "rule.create")
+            assert event["object_id"] == str(created.get_json()["id"])
+            assert _wait_for(lambda: _outbox_size(app) == 0)
     finally:
-        app.extensions["myapp"].events.stop(timeout=0.1)
+        app.extensions["myapp"].events.stop(timeout=1)
+        dispose(app.extensions["myapp"].db)
+
+
+def test_two_processes_forward_each_entry_once(
+    backend: TestDatabase, connector: str, receiver: Receiver  # noqa: F811
+) -> None:
+    first, second = _app(backend, connector), _app(backend, connector)
+    try:
+        _record_committed(first, "test.shared", 40)
+        # Both forwarders look at once; the leases let only one of them take each row.
+        first.extensions["myapp"].events.wake()
+        second.extensions["myapp"].events.wake()
+        assert _wait_for(lambda: _outbox_size(first) == 0)
+        seen: list[str] = []
+        while True:
+            try:
+                body = json.loads(receiver.next(timeout=2).body)
+            except queue.Empty:
+                break
+            if body["action"] == "test.shared":
+                seen.append(body["object_id"])
+        assert sorted(seen, key=int) == [str(i) for i in range(40)]
+    finally:
+        for application in (first, second):
+            application.extensions["myapp"].events.stop()
+            dispose(application.extensions["myapp"].db)
+
+
+def test_a_dead_claimers_entries_are_sent_when_its_lease_runs_out(
+    app: Flask, receiver: Receiver  # noqa: F811
+) -> None:
+    forwarder = _swap_forwarder(app, poll_seconds=0.2)  # it finds the lease over by polling
+    d = app.extensions["myapp"].db
+    with app.test_request_context("/"):
+        begin()
+        record("test.orphaned", "rule", 1)
+        entry = d(d.audit_log.action == "test.orphaned").select(d.audit_log.id).last()
+        # As if another process had claimed the row and died before sending it.
+        d(d.event_outbox.audit_id == entry.id).update(claimed_until=utcnow() + timedelta(seconds=2))
+        commit()
+    forwarder.wake()
+    time.sleep(0.5)
+    assert _outbox_size(app) == 1  # still leased: not sent twice while its claimer may live
+    event = _next_webhook(receiver, "test.orphaned")
+    assert event["object_type"] == "rule"
+    assert _wait_for(lambda: _outbox_size(app) == 0)
+
+
+def test_an_invalid_entry_is_refused_and_dropped_and_a_failing_one_given_up_on(
+    backend: TestDatabase, connector: str, receiver: Receiver  # noqa: F811
+) -> None:
+    app = _app(backend, connector)
+    refused = EVENTS.labels("refused")._value.get()
+    try:
+        # The real connector rejects this action name (422): sending it again cannot help.
+        _record_committed(app, "Not A Valid Action")
+        assert _wait_for(lambda: EVENTS.labels("refused")._value.get() == refused + 1)
+        assert _wait_for(lambda: _outbox_size(app) == 0)
+    finally:
+        app.extensions["myapp"].events.stop()
+        dispose(app.extensions["myapp"].db)
+    # A connector that fails on one entry with a 500 every time (the receiver stands in for
+    # it): the entry is given up on after max_attempts, and the next one goes through.
+    receiver.script.extend([(500, {})] * 3)
+    app = create_app(make_config(backend, connector_url=receiver.url, connector_token=INGEST_TOKEN))
+    dropped = EVENTS.labels("dropped")._value.get()
+    try:
+        _swap_forwarder(app, backoff=0.01, max_backoff=0.05, max_attempts=3)
+        _record_committed(app, "test.poison")
+        _record_committed(app, "test.after_poison")
+        assert _wait_for(lambda: _outbox_size(app) == 0)
+        assert EVENTS.labels("dropped")._value.get() == dropped + 1
+        actions = []
+        while not receiver.requests.empty():
+            actions.append(json.loads(receiver.requests.get().body)["action"])
+        actions = [action for action in actions if action.startswith("test.")]
+        assert actions == ["test.poison"] * 3 + ["test.after_poison"]
+    finally:
+        app.extensions["myapp"].events.stop()
         dispose(app.extensions["myapp"].db)
 
 

@@ -30,7 +30,7 @@ class AppState:
     fastpath: Reconciler | None = None
     # Valid session checks (PostgreSQL only, AUTH_CACHE_SECONDS > 0); see auth/session_cache.py.
     sessions: SessionCache | None = None
-    # Forwards committed audit entries to the connector; None when CONNECTOR_URL is unset.
+    # Forwards committed audit entries (the outbox) to the connector; None without CONNECTOR_URL.
     events: EventForwarder | None = None
 
 
@@ -60,14 +60,10 @@ def commit() -> None:
             # PostgreSQL hands a session its own notifications with the COMMIT: apply them now,
             # so this process never serves a session this transaction just ended.
             drain(st.db._adapter.connection)
-        pending = g.pop("pending_events", None)
-        if pending and st.events is not None:
-            st.events.submit(pending)
 
 
 def rollback() -> None:
     """Roll back this request's transaction, if one is open."""
-    g.pop("pending_events", None)  # those entries were never written
     if g.get("tx_open"):
         g.tx_open = False
         dblayer.rollback(db())

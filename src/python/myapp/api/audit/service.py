@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
-from myapp.api.audit.schemas import AuditOut
 from myapp.api.auth.principal import current_actor
 from myapp.api.db import utcnow
 from myapp.api.state import db, state
@@ -40,8 +39,13 @@ def record(
         "request_id": g.get("request_id") if has_request_context() else None,
         "ip": client_ip(),
     }
-    entry_id = db().audit_log.insert(**entry)
-    if has_request_context() and state().events is not None:
-        # Forwarded to the connector only if this transaction commits (state.commit).
-        event = AuditOut.model_validate({"id": int(entry_id), **entry}).model_dump(mode="json")
-        g.setdefault("pending_events", []).append(event)
+    d = db()
+    entry_id = d.audit_log.insert(**entry)
+    forwarder = state().events
+    if forwarder is not None:
+        # Queued for the connector in the same transaction: it leaves only if this commits.
+        d.event_outbox.insert(audit_id=entry_id)
+        if has_request_context():
+            g.wake_forwarder = True  # at the end of the request, once it has committed
+        else:
+            forwarder.wake()  # a CLI command: the forwarder polls too, should this be early
