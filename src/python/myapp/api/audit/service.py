@@ -48,4 +48,6 @@ def record(
         if has_request_context():
             g.wake_forwarder = True  # at the end of the request, once it has committed
         else:
-            forwarder.wake()  # a CLI command: the forwarder polls too, should this be early
+            # A CLI command: wake it now; a row still in an open transaction is found by a
+            # later poll (every few seconds), here or in any API process.
+            forwarder.wake()
