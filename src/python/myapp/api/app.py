@@ -101,6 +101,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         db=db,
         tokens=_token_service(config),
         throttle=build_throttle(
+            db,
             config.redis_url,
             config.redis_prefix,
             config.login_max_failures_account,

@@ -14,7 +14,7 @@ Variables (see docs/ARCHITECTURE.md):
 - ``BCRYPT_ROUNDS``: bcrypt cost, 4..16 (default 12; production requires >= 12).
 - ``ADMIN_EMAIL`` (default admin@example.com) / ``ADMIN_PASSWORD``: the first admin, created when
   no admin exists. Development default password: ``admin123456!`` (printed at start-up).
-- ``REDIS_URL``: login throttling shared by replicas (in-memory per process when unset).
+- ``REDIS_URL``: login throttling counters in Redis (in the database when unset).
 - ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
   ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
 - ``TRUSTED_PROXY_HOPS``: how many proxies in front of the API append to X-Forwarded-For

@@ -103,6 +103,15 @@ def define_tables(db: DAL, table_options: dict[str, dict[str, Any]] | None = Non
         **opts.get("audit_log", {}),
     )
     db.define_table(
+        "login_failure",
+        # Failed logins per throttle key ("acct:<email>", "ip:<address>") in the current window,
+        # when Redis is not configured (throttle.py).
+        Field("throttle_key", "string", length=300, notnull=True, unique=True),
+        Field("failures", "integer", notnull=True, default=0),
+        Field("window_end", "datetime", notnull=True),
+        **opts.get("login_failure", {}),
+    )
+    db.define_table(
         "event_outbox",
         # An audit entry not yet taken by the connector (only with CONNECTOR_URL): written in
         # the entry's transaction, deleted once sent. See events.py for the lease protocol.
@@ -114,7 +123,7 @@ def define_tables(db: DAL, table_options: dict[str, dict[str, Any]] | None = Non
     )
 
 
-TABLES = ("app_user", "refresh_token", "fw_rule", "audit_log", "event_outbox")
+TABLES = ("app_user", "refresh_token", "fw_rule", "audit_log", "event_outbox", "login_failure")
 
 
 def _metadata_dir(config: Config) -> Path:
@@ -276,6 +285,7 @@ INDEXES = (
     ("refresh_token", ("family_id",)),
     ("refresh_token", ("user_id",)),
     ("audit_log", ("object_type", "object_id")),
+    ("login_failure", ("window_end",)),
 )
 
 

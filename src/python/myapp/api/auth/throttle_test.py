@@ -1,8 +1,9 @@
-"""Login throttling per account and per client address, in memory and in Redis."""
+"""Login throttling per account and per client address, in the database and in Redis."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -10,7 +11,7 @@ import pytest
 from flask import Flask
 
 from myapp.api.app import create_app
-from myapp.api.conftest import make_config
+from myapp.api.conftest import BACKENDS, make_config, throwaway_database
 from myapp.api.db import dispose
 from myapp.api.testdb import TestDatabase, create_test_database
 
@@ -29,33 +30,36 @@ def _redis_or_skip() -> str:
     return REDIS_URL
 
 
-@pytest.fixture(params=["memory", "redis"])
-def throttled_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Flask]:
+@pytest.fixture(params=[*BACKENDS, "redis"])
+def throttled_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """Counters in the database (each backend), or in Redis (on SQLite)."""
     redis_url = _redis_or_skip() if request.param == "redis" else None
-    database: TestDatabase = create_test_database("sqlite", tmp_path_factory.mktemp("throttle"))
-    application = create_app(
+    with throwaway_database("sqlite" if redis_url else request.param) as database:
+        application = _throttled(database, redis_url)
+        try:
+            yield application
+        finally:
+            dispose(application.extensions["myapp"].db)
+            if redis_url:
+                import redis
+
+                client = redis.Redis.from_url(redis_url)
+                prefix = application.extensions["myapp"].config.redis_prefix
+                for key in client.scan_iter(f"{prefix}*"):
+                    client.delete(key)
+
+
+def _throttled(database: TestDatabase, redis_url: str | None = None, window: int = 60) -> Flask:
+    return create_app(
         make_config(
             database,
             redis_url=redis_url,
             redis_prefix=f"myapp-test-{uuid.uuid4().hex}:",
             login_max_failures_account=3,
             login_max_failures_ip=5,
-            login_window_seconds=60,
+            login_window_seconds=window,
         )
     )
-    try:
-        yield application
-    finally:
-        dispose(application.extensions["myapp"].db)
-        if redis_url:
-            import redis
-
-            client = redis.Redis.from_url(redis_url)
-            prefix = application.extensions["myapp"].config.redis_prefix
-            for key in client.scan_iter(f"{prefix}*"):
-                client.delete(key)
 
 
 def _login(
@@ -131,3 +135,26 @@ def test_address_behind_a_trusted_proxy(tmp_path_factory: pytest.TempPathFactory
         assert ips == {"198.51.100.1", "198.51.100.2"}
     finally:
         dispose(app.extensions["myapp"].db)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_workers_without_redis_share_one_budget(kind: str) -> None:
+    """Two app instances (two gunicorn workers, or two replicas) count in the same table."""
+    with throwaway_database(kind) as database:
+        first = _throttled(database, window=2)
+        second = _throttled(database, window=2)
+        try:
+            for app in (first, second, first):
+                assert _login(app, "admin@example.com", "wrong password!")[0] == 401
+            status, headers, _ = _login(second, "admin@example.com", "admin123456!")
+            assert status == 429 and 0 < int(headers["Retry-After"]) <= 2
+            time.sleep(2.1)  # the window ends: the account may try again
+            assert _login(second, "admin@example.com", "admin123456!")[0] == 200
+            # The success cleared the account's counter; the address keeps its (expired) one.
+            with first.app_context():
+                db = first.extensions["myapp"].db
+                keys = {row.throttle_key: row.failures for row in db(db.login_failure).select()}
+            assert keys == {"ip:192.0.2.1": 3}
+        finally:
+            for app in (first, second):
+                dispose(app.extensions["myapp"].db)
