@@ -3,8 +3,9 @@
 A delivery is retried on connection errors, timeouts, 408/425/429 and 5xx answers, waiting
 ``retry_base * 2**(attempt-1)`` seconds (capped; a ``Retry-After`` header is honoured when longer),
 up to ``max_attempts`` tries. Any other 4xx is the receiver refusing the event: not retried.
-Events wait in memory only: a restart loses those not yet delivered (the API can re-send from
-its audit log).
+Events wait in memory only: the API's outbox lets go of an entry once this service answered 202,
+so a restart here loses what was accepted but not yet delivered (the database's audit log keeps
+every entry).
 """
 
 from __future__ import annotations
