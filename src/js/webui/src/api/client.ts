@@ -79,6 +79,16 @@ export class ApiClient {
     private readonly base = "/api/v1",
   ) {}
 
+  /** Set both session callbacks (the session provider does, once mounted); returns the undo. */
+  listen(onTokens: (tokens: TokenResponse) => void, onSessionExpired: (reason: string) => void): () => void {
+    this.onTokens = onTokens;
+    this.onSessionExpired = onSessionExpired;
+    return () => {
+      if (this.onTokens === onTokens) this.onTokens = null;
+      if (this.onSessionExpired === onSessionExpired) this.onSessionExpired = null;
+    };
+  }
+
   get hasToken(): boolean {
     return this.accessToken !== null;
   }

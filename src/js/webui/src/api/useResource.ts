@@ -17,6 +17,8 @@ export function useResource<T>(load: () => Promise<T>, deps: DependencyList): Re
 
   useEffect(() => {
     const mine = ++seq.current;
+    // This hook is the fetch-on-change effect: "loading" starts with the request it describes.
+    // eslint-disable-next-line react-hooks/set-state-in-effect
     setLoading(true);
     load().then(
       (value) => {
@@ -41,7 +43,9 @@ export function useResource<T>(load: () => Promise<T>, deps: DependencyList): Re
 /** Polls while mounted (live stats); pauses when the tab is hidden. */
 export function useInterval(fn: () => void, ms: number): void {
   const saved = useRef(fn);
-  saved.current = fn;
+  useEffect(() => {
+    saved.current = fn; // the latest callback, without restarting the timer
+  });
   useEffect(() => {
     const id = setInterval(() => {
       if (document.visibilityState !== "hidden") saved.current();

@@ -51,8 +51,10 @@ export function SessionProvider({ api, children }: { api: ApiClient; children: R
   const [state, setState] = useState<SessionState>({ status: "loading" });
 
   useEffect(() => {
-    api.onTokens = (tokens) => setState(authenticated(tokens));
-    api.onSessionExpired = (message) => setState({ status: "anonymous", message });
+    const unlisten = api.listen(
+      (tokens) => setState(authenticated(tokens)),
+      (message) => setState({ status: "anonymous", message }),
+    );
     let cancelled = false;
     // A reload keeps the HttpOnly cookie but loses the in-memory token: try to resume.
     api.refresh().then(
@@ -66,8 +68,7 @@ export function SessionProvider({ api, children }: { api: ApiClient; children: R
     );
     return () => {
       cancelled = true;
-      api.onTokens = null;
-      api.onSessionExpired = null;
+      unlisten();
     };
   }, [api]);
 
