@@ -10,8 +10,10 @@ the thread; a slow or absent connector never slows them down.
 - Claims are leases (``claimed_until``): every API process forwards, none sends a row another
   holds, and a row whose claimer died is sent again once its lease runs out. So an entry can
   arrive twice (a crash between the POST and the DELETE): receivers deduplicate on its ``id``.
-- While the connector is unreachable, overloaded (429, 503) or refuses our credentials or path
-  (401, 403, 404: a configuration to fix), rows wait, with exponential backoff between rounds.
+- The connector answers once every webhook has the entry, 503 when one has not (it keeps
+  nothing itself). While it is unreachable, answers 503 or 429, or refuses our credentials or
+  path (401, 403, 404: a configuration to fix), rows wait, with exponential backoff between
+  rounds. `timeout` covers the connector's own retries (25 s at most).
 - An entry the connector rejects as invalid (400, 413, 415, 422) is dropped and logged; one it
   fails on with another 5xx is retried `max_attempts` times, then dropped (so one bad entry
   cannot hold up the others forever). The audit log in the database stays the record.
@@ -62,7 +64,7 @@ class EventForwarder:
         backoff: float = 0.5,
         max_backoff: float = 60.0,
         max_attempts: int = 10,
-        timeout: float = 5.0,
+        timeout: float = 120.0,
     ) -> None:
         if not config.connector_url:
             raise ValueError("EventForwarder needs CONNECTOR_URL")

@@ -53,7 +53,6 @@ def _running_connector(receiver: Receiver, port: int = 0) -> Iterator[str]:  # n
         "127.0.0.1", port, create_connector(config, deliverer, registry), threaded=True
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
-    deliverer.start()
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -206,6 +205,25 @@ def test_entries_wait_for_a_dead_connector_and_arrive_when_it_is_back(
     finally:
         app.extensions["myapp"].events.stop(timeout=1)
         dispose(app.extensions["myapp"].db)
+
+
+def test_a_webhook_down_longer_than_the_connectors_retries_still_gets_the_entry(
+    app: Flask, receiver: Receiver  # noqa: F811
+) -> None:
+    # The connector tries 6 times per request, then answers 503: the API keeps the entry.
+    receiver.script.extend([(503, {})] * 8)
+    failed = EVENTS.labels("failed")._value.get()
+    _record_committed(app, "test.patient")
+    assert _wait_for(lambda: _outbox_size(app) == 0, timeout=30)
+    assert EVENTS.labels("failed")._value.get() >= failed + 1  # one round came back 503
+    assert _wait_for(lambda: receiver.requests.qsize() >= 9)  # it records after answering
+    attempts = []
+    while not receiver.requests.empty():
+        body = json.loads(receiver.requests.get().body)
+        if body["action"] == "test.patient":
+            attempts.append(body)
+    # 6 refused in the first round, 2 more in the second, then taken: 9 posts of one entry.
+    assert len(attempts) == 9 and all(a == attempts[0] for a in attempts)
 
 
 def test_two_processes_forward_each_entry_once(

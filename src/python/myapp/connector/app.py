@@ -1,4 +1,8 @@
-"""HTTP side of the connector: health, metrics, and the event intake the API posts to."""
+"""HTTP side of the connector: health, metrics, and the event intake the API posts to.
+
+`POST /api/v1/events` answers 200 once every webhook took the event (or refused it for good) and
+503 when one did not, so the API keeps it and sends it again (see delivery.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from myapp.connector.config import ConnectorConfig
-from myapp.connector.delivery import Deliverer, Event
+from myapp.connector.delivery import Deliverer, Event, Outcome
 
 
 class AuditEvent(BaseModel):
@@ -32,7 +36,7 @@ def _error(status: int, code: str, message: str, details: dict[str, Any] | None 
 
 
 def create_app(config: ConnectorConfig, deliverer: Deliverer, registry: CollectorRegistry) -> Flask:
-    """Build the connector's Flask app around a (started or not) `deliverer`."""
+    """Build the connector's Flask app around `deliverer` (which posts during the request)."""
     app = Flask(__name__)
 
     @app.get("/healthz")
@@ -60,10 +64,25 @@ def create_app(config: ConnectorConfig, deliverer: Deliverer, registry: Collecto
             return _error(422, "validation_error", "the event is invalid", {"fields": fields})
         queued = Event.from_payload(event.model_dump(mode="json", exclude_none=True))
         if not config.webhook_urls:
-            return jsonify(delivery_id=queued.delivery_id, status="no_target"), 202
-        if not deliverer.submit(queued):
-            resp = _error(503, "queue_full", "the delivery queue is full; retry later")
-            return resp[0], 503, {"Retry-After": "5"}
-        return jsonify(delivery_id=queued.delivery_id, status="queued"), 202
+            return jsonify(delivery_id=queued.delivery_id, status="no_target"), 200
+        results = deliverer.deliver_everywhere(queued)
+        failed = [r for r in results if r.outcome not in (Outcome.DELIVERED, Outcome.REJECTED)]
+        if failed:
+            # Not every webhook has it: the sender keeps the event and sends it again later.
+            resp = _error(
+                503,
+                "delivery_failed",
+                f"{len(failed)} of {len(config.webhook_urls)} webhook(s) did not take the event;"
+                " send it again later",
+                {"delivery_id": queued.delivery_id},
+            )
+            return resp[0], 503, {"Retry-After": "30"}
+        rejected = sum(r.outcome is Outcome.REJECTED for r in results)
+        return jsonify(
+            delivery_id=queued.delivery_id,
+            status="delivered",
+            delivered=len(results) - rejected,
+            rejected=rejected,  # receivers that refused it (4xx): sending again would not help
+        )
 
     return app

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from myapp.connector.app import create_app
 from myapp.connector.config import ConnectorConfig
 from myapp.connector.conftest import Receiver
-from myapp.connector.delivery import Deliverer, Outcome, Result
+from myapp.connector.delivery import Deliverer
 
 TOKEN = "ingest-token-0123456789"
 
@@ -26,39 +25,51 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def results() -> queue.Queue[Result]:
-    return queue.Queue()
-
-
-@pytest.fixture
-def client(receiver: Receiver, results: queue.Queue[Result]) -> Iterator[FlaskClient]:
+def client(receiver: Receiver) -> Iterator[FlaskClient]:
     cfg = ConnectorConfig(
         webhook_urls=(receiver.url,),
         webhook_secret="webhook-secret-0123456789",
         ingest_token=TOKEN,
+        max_attempts=2,
         retry_base_seconds=0.01,
     )
     registry = CollectorRegistry()
-    deliverer = Deliverer(cfg, registry, on_result=results.put)
-    deliverer.start()
+    deliverer = Deliverer(cfg, registry)
     yield create_app(cfg, deliverer, registry).test_client()
     deliverer.stop()
 
 
 def test_healthz_and_metrics(client: FlaskClient) -> None:
     assert body(client.get("/healthz")) == {"status": "ok"}
-    assert b"connector_queue_depth" in client.get("/metrics").data
+    assert b"connector_deliveries_total" in client.get("/metrics").data
 
 
-def test_event_is_accepted_and_delivered(
-    client: FlaskClient, receiver: Receiver, results: queue.Queue[Result]
+def test_the_answer_comes_once_the_webhook_has_the_event(
+    client: FlaskClient, receiver: Receiver
 ) -> None:
     resp = client.post("/api/v1/events", json={"action": "auth.login", "id": 1}, headers=AUTH)
-    assert resp.status_code == 202 and body(resp)["status"] == "queued"
-    result = results.get(timeout=10)
-    assert result.outcome is Outcome.DELIVERED
-    assert result.event.delivery_id == body(resp)["delivery_id"]
-    assert receiver.next().headers["X-Myapp-Event"] == "auth.login"
+    assert resp.status_code == 200, resp.data
+    assert body(resp)["status"] == "delivered" and body(resp)["delivered"] == 1
+    got = receiver.requests.get_nowait()  # already there when the answer came
+    assert got.headers["X-Myapp-Event"] == "auth.login"
+    assert got.headers["X-Myapp-Delivery"] == body(resp)["delivery_id"]
+
+
+def test_a_webhook_that_cannot_take_it_makes_the_sender_keep_it(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    receiver.script = [(502, {}), (502, {})]  # both attempts of this request fail
+    resp = client.post("/api/v1/events", json={"action": "rule.create", "id": 2}, headers=AUTH)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "30"
+    assert body(resp)["error"]["code"] == "delivery_failed"
+    resp = client.post("/api/v1/events", json={"action": "rule.create", "id": 2}, headers=AUTH)
+    assert resp.status_code == 200  # sent again, it arrives
+
+
+def test_a_refusing_webhook_is_final(client: FlaskClient, receiver: Receiver) -> None:
+    receiver.script = [(410, {})]
+    resp = client.post("/api/v1/events", json={"action": "rule.delete", "id": 3}, headers=AUTH)
+    assert resp.status_code == 200 and body(resp)["rejected"] == 1
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,11 @@ Variables:
   characters; required in production).
 - ``CONNECTOR_INGEST_TOKEN``: bearer token the API presents on ``POST /api/v1/events`` (>= 16
   characters; required in production).
-- ``CONNECTOR_MAX_ATTEMPTS``: tries per event and webhook, 1..20 (default 6).
+- ``CONNECTOR_MAX_ATTEMPTS``: tries per event and webhook within one request, 1..20 (default 6;
+  the sender retries the event later when they run out).
 - ``CONNECTOR_RETRY_BASE_SECONDS``: first retry delay; doubles each try, capped at 300 s
   (default 1.0).
 - ``CONNECTOR_TIMEOUT_SECONDS``: per-request timeout, 1..60 (default 5).
-- ``CONNECTOR_QUEUE_SIZE``: events held in memory awaiting delivery (default 1000); a full queue
-  answers 503 so the sender retries.
 - ``CONNECTOR_PORT``: listening port (default 5050); ``CONNECTOR_HOST`` (default 0.0.0.0).
 - ``LOG_LEVEL`` (default INFO).
 """
@@ -44,7 +43,6 @@ class ConnectorConfig:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     timeout_seconds: float = 5.0
-    queue_size: int = 1000
     host: str = "0.0.0.0"  # noqa: S104 - a container's service port
     port: int = 5050
     log_level: str = "INFO"
@@ -85,7 +83,6 @@ class ConnectorConfig:
             max_attempts=env_int(env, "CONNECTOR_MAX_ATTEMPTS", 6, minimum=1, maximum=20),
             retry_base_seconds=_env_float(env, "CONNECTOR_RETRY_BASE_SECONDS", 1.0, 0.001, 300.0),
             timeout_seconds=_env_float(env, "CONNECTOR_TIMEOUT_SECONDS", 5.0, 0.1, 60.0),
-            queue_size=env_int(env, "CONNECTOR_QUEUE_SIZE", 1000, minimum=1, maximum=1_000_000),
             host=env_str(env, "CONNECTOR_HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104
             port=env_int(env, "CONNECTOR_PORT", 5050, minimum=1, maximum=65535),
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),

@@ -1,11 +1,15 @@
-"""Deliver events to webhooks: one worker thread, bounded in-memory queue, retries with backoff.
+"""Deliver events to webhooks while the sender waits: the answer says whether they arrived.
 
-A delivery is retried on connection errors, timeouts, 408/425/429 and 5xx answers, waiting
-``retry_base * 2**(attempt-1)`` seconds (capped; a ``Retry-After`` header is honoured when longer),
-up to ``max_attempts`` tries. Any other 4xx is the receiver refusing the event: not retried.
-Events wait in memory only: the API's outbox lets go of an entry once this service answered 202,
-so a restart here loses what was accepted but not yet delivered (the database's audit log keeps
-every entry).
+The connector keeps nothing: `POST /api/v1/events` posts the event to every webhook before it
+answers, and answers 503 when one could not take it. The sender (the API's outbox) keeps the event
+and sends it again later, so nothing is lost to a restart of this service or to a receiver that is
+down for longer than the retries below. Webhooks that already took an event are not posted it
+again when it comes back (remembered per process, for the last `REMEMBERED` events).
+
+Per webhook, a delivery is retried on connection errors, timeouts, 408/425/429 and 5xx answers,
+waiting ``retry_base * 2**(attempt-1)`` seconds (capped; a longer ``Retry-After`` is honoured), up
+to ``max_attempts`` tries, within `REQUEST_BUDGET_SECONDS` for the whole request. Any other 4xx is
+the receiver refusing the event: not retried, and not a reason to send it again.
 """
 
 from __future__ import annotations
@@ -13,16 +17,16 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
 from myapp.connector.config import ConnectorConfig
 from myapp.connector.signing import (
@@ -36,12 +40,15 @@ from myapp.connector.signing import (
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+REQUEST_BUDGET_SECONDS = 25.0  # retries stop here; the sender's own timeout is longer (API: 120 s)
+REMEMBERED = 10_000  # (delivery id, webhook) pairs known delivered, to skip on a re-send
+_DELIVERY_NAMESPACE = uuid.UUID("9d1d1c55-6a2e-4a43-8f3c-1f3c5a1c0e51")
 
 
 class Outcome(enum.Enum):
     DELIVERED = "delivered"
     REJECTED = "rejected"  # the receiver answered a non-retryable 4xx
-    EXHAUSTED = "exhausted"  # every attempt failed
+    EXHAUSTED = "exhausted"  # every attempt (or the time for them) ran out
     ABORTED = "aborted"  # the connector stopped while waiting to retry
 
 
@@ -56,7 +63,14 @@ class Event:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Event:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        return cls(delivery_id=str(uuid.uuid4()), action=str(payload["action"]), body=body)
+        # The same audit entry sent again keeps its delivery id: receivers deduplicate on it.
+        entry_id = payload.get("id")
+        delivery_id = (
+            str(uuid.uuid5(_DELIVERY_NAMESPACE, f"audit:{entry_id}"))
+            if entry_id is not None
+            else str(uuid.uuid4())
+        )
+        return cls(delivery_id=delivery_id, action=str(payload["action"]), body=body)
 
 
 @dataclass(frozen=True)
@@ -69,23 +83,21 @@ class Result:
 
 
 class Deliverer:
-    """Queue events and post each to every configured webhook from a background thread."""
+    """Posts each event to every configured webhook, with retries, in the caller's thread."""
 
     def __init__(
         self,
         config: ConnectorConfig,
         registry: CollectorRegistry,
         *,
-        on_result: Callable[[Result], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
-        self._queue: queue.Queue[Event] = queue.Queue(maxsize=config.queue_size)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._session = requests.Session()
-        self._on_result = on_result
         self._clock = clock
+        self._delivered: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._delivered_lock = threading.Lock()
         self._deliveries = Counter(
             "connector_deliveries",
             "Webhook deliveries by final outcome",
@@ -98,57 +110,37 @@ class Deliverer:
             ["result"],
             registry=registry,
         )
-        self._accepted = Counter(
-            "connector_events_accepted", "Events accepted for delivery", registry=registry
+        self._received = Counter(
+            "connector_events_received", "Valid events received from the API", registry=registry
         )
-        self._dropped = Counter(
-            "connector_events_dropped",
-            "Events refused because the queue was full",
-            registry=registry,
-        )
-        Gauge(
-            "connector_queue_depth", "Events waiting for delivery", registry=registry
-        ).set_function(self._queue.qsize)
 
-    def submit(self, event: Event) -> bool:
-        """Queue `event`; False when the queue is full (the caller should answer 503)."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self._dropped.inc()
-            return False
-        self._accepted.inc()
-        return True
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="webhook-delivery", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the event in flight (no further retries) and stop the worker."""
+    def stop(self) -> None:
+        """Cut retry waits short (those deliveries end ABORTED: their senders will retry)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        left = self._queue.qsize()
-        if left:
-            log.warning("stopping with %d undelivered event(s) in the queue", left)
         self._session.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                event = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            for url in self._config.webhook_urls:
-                result = self.deliver(event, url)
-                self._deliveries.labels(result.outcome.value).inc()
-                if self._on_result is not None:
-                    self._on_result(result)
-            self._queue.task_done()
+    def deliver_everywhere(self, event: Event) -> list[Result]:
+        """Deliver `event` to every webhook that has not taken it yet (all within the budget)."""
+        self._received.inc()
+        deadline = time.monotonic() + REQUEST_BUDGET_SECONDS
+        results = []
+        for url in self._config.webhook_urls:
+            key = (event.delivery_id, url)
+            with self._delivered_lock:
+                if key in self._delivered:
+                    continue  # a re-send: this webhook has it already
+            result = self.deliver(event, url, deadline)
+            self._deliveries.labels(result.outcome.value).inc()
+            if result.outcome in (Outcome.DELIVERED, Outcome.REJECTED):
+                with self._delivered_lock:
+                    self._delivered[key] = None
+                    while len(self._delivered) > REMEMBERED:
+                        self._delivered.popitem(last=False)
+            results.append(result)
+        return results
 
-    def deliver(self, event: Event, url: str) -> Result:
-        """Post `event` to `url` until it is accepted, refused, or the attempts run out."""
+    def deliver(self, event: Event, url: str, deadline: float | None = None) -> Result:
+        """Post `event` to `url` until it is accepted, refused, or the attempts or time run out."""
         cfg = self._config
         status: int | None = None
         for attempt in range(1, cfg.max_attempts + 1):
@@ -164,10 +156,12 @@ class Deliverer:
             delay = min(cfg.retry_base_seconds * 2 ** (attempt - 1), cfg.retry_max_seconds)
             if retry_after is not None:
                 delay = min(max(delay, retry_after), cfg.retry_max_seconds)
+            if deadline is not None and time.monotonic() + delay > deadline:
+                break  # out of time: the sender tries again later
             if self._stop.wait(delay):
                 return Result(event, url, Outcome.ABORTED, attempt, status)
-        log.error("webhook %s: gave up on %s after %d attempts", url, event.delivery_id, attempt)
-        return Result(event, url, Outcome.EXHAUSTED, cfg.max_attempts, status)
+        log.warning("webhook %s: gave up on %s after %d attempts", url, event.delivery_id, attempt)
+        return Result(event, url, Outcome.EXHAUSTED, attempt, status)
 
     def _post(self, event: Event, url: str) -> tuple[int | None, float | None]:
         timestamp = int(self._clock())

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import time
 
+import pytest
 from prometheus_client import CollectorRegistry
 
+from myapp.connector import delivery
 from myapp.connector.config import ConnectorConfig
 from myapp.connector.conftest import Receiver
-from myapp.connector.delivery import Deliverer, Event, Outcome, Result
+from myapp.connector.delivery import Deliverer, Event, Outcome
 from myapp.connector.signing import verify
 
 SECRET = "webhook-secret-0123456789"
@@ -71,23 +72,49 @@ def test_connection_refused_is_retried_then_exhausted() -> None:
     assert (result.outcome, result.attempts, result.status) == (Outcome.EXHAUSTED, 2, None)
 
 
-def test_worker_delivers_queued_events_to_every_webhook(receiver: Receiver) -> None:
-    results: queue.Queue[Result] = queue.Queue()
+def test_delivers_to_every_webhook_and_skips_those_that_have_it_on_a_resend(
+    receiver: Receiver,
+) -> None:
     registry = CollectorRegistry()
-    deliverer = Deliverer(config(receiver.url, receiver.url + "2"), registry, on_result=results.put)
-    deliverer.start()
-    try:
-        assert deliverer.submit(event("user.create"))
-        got = [results.get(timeout=10) for _ in range(2)]
-    finally:
-        deliverer.stop()
-    assert {r.url for r in got} == {receiver.url, receiver.url + "2"}
-    assert all(r.outcome is Outcome.DELIVERED for r in got)
+    first, second = receiver.url, receiver.url + "2"
+    receiver.script = [(200, {}), (503, {})]  # the second webhook is down for this request
+    deliverer = Deliverer(config(first, second, attempts=1), registry)
+    results = deliverer.deliver_everywhere(event("user.create"))
+    assert [(r.url, r.outcome) for r in results] == [
+        (first, Outcome.DELIVERED),
+        (second, Outcome.EXHAUSTED),
+    ]
+    # The sender sends the event again: only the webhook that missed it gets it now.
+    results = deliverer.deliver_everywhere(event("user.create"))
+    assert [(r.url, r.outcome) for r in results] == [(second, Outcome.DELIVERED)]
+    paths = [receiver.next().path for _ in range(3)]
+    assert sorted(paths) == ["/hook", "/hook2", "/hook2"]
     assert registry.get_sample_value("connector_deliveries_total", {"outcome": "delivered"}) == 2
+    assert registry.get_sample_value("connector_deliveries_total", {"outcome": "exhausted"}) == 1
 
 
-def test_full_queue_refuses(receiver: Receiver) -> None:
-    cfg = ConnectorConfig(webhook_urls=(receiver.url,), webhook_secret=SECRET, queue_size=1)
-    deliverer = Deliverer(cfg, CollectorRegistry())  # not started: nothing drains the queue
-    assert deliverer.submit(event())
-    assert not deliverer.submit(event())
+def test_the_same_entry_keeps_its_delivery_id() -> None:
+    assert event().delivery_id == event().delivery_id  # receivers deduplicate on it
+    assert event().delivery_id != Event.from_payload({"action": "rule.create", "id": 8}).delivery_id
+    assert (
+        Event.from_payload({"action": "x"}).delivery_id
+        != Event.from_payload({"action": "x"}).delivery_id
+    )
+
+
+def test_retries_stop_at_the_request_budget(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "REQUEST_BUDGET_SECONDS", 0.3)
+    receiver.script = [(503, {"Retry-After": "0.2"})] * 20
+    cfg = ConnectorConfig(
+        webhook_urls=(receiver.url,),
+        webhook_secret=SECRET,
+        max_attempts=20,
+        retry_base_seconds=0.05,
+        timeout_seconds=2,
+    )
+    started = time.monotonic()
+    (result,) = Deliverer(cfg, CollectorRegistry()).deliver_everywhere(event())
+    assert result.outcome is Outcome.EXHAUSTED and 1 < result.attempts < 20
+    assert time.monotonic() - started < 2

@@ -1,4 +1,4 @@
-"""Connector entry point: read the configuration, start the delivery worker, serve on 5050."""
+"""Connector entry point: read the configuration and serve on 5050."""
 
 from __future__ import annotations
 
@@ -35,17 +35,16 @@ def main() -> None:
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
+        deliverer.stop()  # deliveries waiting to retry answer 503 now: their senders keep them
         # shutdown() waits for serve_forever to return: call it from another thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    deliverer.start()
     log.info(
         "connector on %s:%d, %d webhook(s)", config.host, config.port, len(config.webhook_urls)
     )
     server.serve_forever()
-    deliverer.stop()
 
 
 if __name__ == "__main__":
