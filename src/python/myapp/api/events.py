@@ -21,6 +21,7 @@ the thread; a slow or absent connector never slows them down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ import urllib.request
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydal import DAL
 
 from myapp.api.audit.schemas import AuditOut
@@ -43,6 +44,13 @@ EVENTS = Counter(
     "Audit entries posted to the connector, by outcome: sent, refused (invalid, dropped), "
     "failed (an attempt; the entry waits), dropped (after max attempts)",
     ["outcome"],
+)
+
+WAITING = Gauge(
+    "myapp_api_events_waiting",
+    "Audit entries in the outbox, not yet taken by the connector (read when a forwarder idles "
+    "or fails)",
+    multiprocess_mode="max",  # every worker counts the same table
 )
 
 # The connector says the entry itself is wrong: sending it again cannot help.
@@ -108,6 +116,9 @@ class EventForwarder:
                     _close_quietly(db)
                 db, ok, worked = None, False, False
             failures = 0 if ok else failures + 1
+            if db is not None and (failures or not worked):
+                with contextlib.suppress(Exception):  # a metric is not worth a retry
+                    WAITING.set(db(db.event_outbox).count())
             if failures:
                 delay = min(self._max_backoff, self._backoff * 2 ** (failures - 1))
                 self._stopping.wait(delay)

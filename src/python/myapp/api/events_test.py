@@ -25,7 +25,7 @@ from myapp.api.audit.service import record
 from myapp.api.config import Config, ConfigError
 from myapp.api.conftest import login, make_config
 from myapp.api.db import dispose, utcnow
-from myapp.api.events import EVENTS, EventForwarder
+from myapp.api.events import EVENTS, WAITING, EventForwarder
 from myapp.api.state import begin, commit, rollback
 from myapp.api.testdb import TestDatabase
 from myapp.connector.app import create_app as create_connector
@@ -198,10 +198,12 @@ def test_entries_wait_for_a_dead_connector_and_arrive_when_it_is_back(
         assert time.monotonic() - started < 1.0  # the attempts run in the background
         assert _wait_for(lambda: EVENTS.labels("failed")._value.get() >= failed + 3)
         assert _outbox_size(app) >= 1  # kept, not dropped, however many attempts failed
+        assert _wait_for(lambda: WAITING._value.get() >= 1)  # and operators can see it wait
         with _running_connector(receiver, port):
             event = _next_webhook(receiver, "rule.create")
             assert event["object_id"] == str(created.get_json()["id"])
             assert _wait_for(lambda: _outbox_size(app) == 0)
+            assert _wait_for(lambda: WAITING._value.get() == 0)
     finally:
         app.extensions["myapp"].events.stop(timeout=1)
         dispose(app.extensions["myapp"].db)
