@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
@@ -158,3 +159,27 @@ def test_workers_without_redis_share_one_budget(kind: str) -> None:
         finally:
             for app in (first, second):
                 dispose(app.extensions["myapp"].db)
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_parallel_failures_are_all_counted(kind: str) -> None:
+    """Simultaneous failed logins on one account: no lost update, no 5xx (the upsert holds)."""
+    with throwaway_database(kind) as database:
+        app = _throttled(database)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(
+                    pool.map(
+                        lambda i: _login(
+                            app, "racer@example.com", "wrong password!", f"192.0.2.{i}"
+                        )[0],
+                        range(8),
+                    )
+                )
+            assert set(statuses) <= {401, 429}, statuses
+            with app.app_context():
+                db = app.extensions["myapp"].db
+                row = db(db.login_failure.throttle_key == "acct:racer@example.com").select().first()
+            assert row is not None and row.failures == statuses.count(401)
+        finally:
+            dispose(app.extensions["myapp"].db)
