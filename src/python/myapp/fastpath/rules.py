@@ -528,6 +528,12 @@ class RuleTable:
         rules_fd, meta_fd = self._fd[shared.MAP_RULES], self._fd[shared.MAP_RULE_META]
         counters_fd = self._fd[shared.MAP_RULE_COUNTERS]
         zero_counter = bytes(C_SIZEOF_COUNTER)
+        # Rule bodies and metadata go in one batched write per map (a bulk load is mostly these);
+        # everything is journaled first, so a failed batch is undone like a failed single write.
+        body_keys: list[bytes] = []
+        bodies: list[bytes] = []
+        meta_keys: list[bytes] = []
+        metas: list[bytes] = []
         for rule_id, rule in changes.items():
             if rule is None:
                 continue
@@ -536,11 +542,15 @@ class RuleTable:
             old_rule = self.rules.get(rule_id)
             old_body = _rule_value(old_rule) if old_rule is not None else bytes(C_SIZEOF_RULE)
             journal.record(rules_fd, key, old_body)
-            libbpf.map_update(rules_fd, key, _rule_value(rule))
+            body_keys.append(key)
+            bodies.append(_rule_value(rule))
             id_key = struct.pack("<I", rule_id)
             old_meta = _meta_value(old_rule, slot) if old_rule is not None else None
             journal.record(meta_fd, id_key, old_meta)
-            libbpf.map_update(meta_fd, id_key, _meta_value(rule, slot))
+            meta_keys.append(id_key)
+            metas.append(_meta_value(rule, slot))
+        libbpf.map_update_batch(rules_fd, body_keys, bodies)
+        libbpf.map_update_batch(meta_fd, meta_keys, metas)
         for prefix, slots in new_values.items():
             fd = self._fd[shared.MAP_LPM_V4 if prefix[0] == 4 else shared.MAP_LPM_V6]
             key = _lpm_key(prefix)

@@ -57,6 +57,15 @@ _map_lookup_batch = _fn(
     C.POINTER(C.c_uint32),
     C.c_void_p,
 )
+_map_update_batch = _fn(
+    "bpf_map_update_batch",
+    C.c_int,
+    C.c_int,
+    C.c_void_p,
+    C.c_void_p,
+    C.POINTER(C.c_uint32),
+    C.c_void_p,
+)
 _map_next_key = _fn("bpf_map_get_next_key", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
 _obj_get = _fn("bpf_obj_get", C.c_int, C.c_char_p)
 _obj_info = _fn("bpf_obj_get_info_by_fd", C.c_int, C.c_int, C.c_void_p, C.POINTER(C.c_uint32))
@@ -162,6 +171,25 @@ def map_layout(map_fd: int) -> MapLayout:
 
 def map_update(map_fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
     _check(_map_update(map_fd, _buf(key), _buf(value), flags), "bpf_map_update_elem")
+
+
+def map_update_batch(map_fd: int, keys: list[bytes], values: list[bytes]) -> None:
+    """Write many keys of an array or hash map in one bpf() call (BPF_MAP_UPDATE_BATCH).
+
+    LPM tries have no batch operations: write those key by key. On an error some keys may have
+    been written already (the caller's journal undoes them).
+    """
+    if len(keys) != len(values):
+        raise ValueError("map_update_batch: as many values as keys are needed")
+    if not keys:
+        return
+    count = C.c_uint32(len(keys))
+    key_buf = b"".join(keys)
+    value_buf = b"".join(values)
+    _check(
+        _map_update_batch(map_fd, _buf(key_buf), _buf(value_buf), C.byref(count), None),
+        f"bpf_map_update_batch ({count.value} of {len(keys)} written)",
+    )
 
 
 def map_lookup(map_fd: int, key: bytes, value_size: int) -> bytes | None:

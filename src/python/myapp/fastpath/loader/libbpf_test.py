@@ -9,13 +9,23 @@ from myapp.fastpath.loader.libbpf import (
     XDP_PASS,
     BpfError,
     BpfObject,
+    map_layout,
+    map_lookup,
+    map_update_batch,
     percpu_array_read,
     percpu_lookup,
     percpu_update,
     possible_cpus,
     prog_test_run,
 )
-from myapp.fastpath.shared import MAP_COUNTERS, MAP_RULE_COUNTERS, MAX_RULES, PROGRAM_NAME, Counter
+from myapp.fastpath.shared import (
+    MAP_COUNTERS,
+    MAP_RULE_COUNTERS,
+    MAP_RULE_META,
+    MAX_RULES,
+    PROGRAM_NAME,
+    Counter,
+)
 from myapp.fastpath.testsupport import require_root
 
 
@@ -49,3 +59,17 @@ def test_batched_percpu_array_read_matches_key_by_key_lookups() -> None:
         assert percpu_array_read(fd, 0, 16) == b""
         with pytest.raises(BpfError, match="entries"):
             percpu_array_read(fd, MAX_RULES + 1, 16)
+
+
+def test_batched_update_writes_every_key_of_a_hash_map() -> None:
+    require_root()
+    with BpfObject(object_path()) as obj:
+        fd = obj.map_fd(MAP_RULE_META)
+        size = map_layout(fd).value_size
+        keys = [struct.pack("<I", rule_id) for rule_id in range(1, 3001)]
+        values = [bytes([rule_id % 251]) * size for rule_id in range(1, 3001)]
+        map_update_batch(fd, keys, values)
+        assert all(map_lookup(fd, k, size) == v for k, v in zip(keys, values, strict=True))
+        with pytest.raises(ValueError, match="as many values"):
+            map_update_batch(fd, keys, values[:-1])
+        map_update_batch(fd, [], [])  # nothing to write is no call at all
