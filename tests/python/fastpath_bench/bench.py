@@ -359,6 +359,17 @@ def bench_xsk(lab: VethLab) -> None:
                     drained += n
                 busy += time.thread_time() - c0
                 rounds += 1
+            # The last round's tail may still be on its way into the ring: collect it too.
+            quiet_until = time.monotonic() + 0.2
+            while time.monotonic() < quiet_until:
+                c0 = time.thread_time()
+                n = consumer.drain_once()
+                busy += time.thread_time() - c0
+                drained += n
+                if n:
+                    quiet_until = time.monotonic() + 0.2
+                else:
+                    time.sleep(0.01)
             figures = consumer.figures()
             sent = rounds * ring
         finally:
