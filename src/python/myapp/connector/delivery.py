@@ -63,11 +63,12 @@ class Event:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Event:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        # The same audit entry sent again keeps its delivery id: receivers deduplicate on it.
-        entry_id = payload.get("id")
+        # The same audit entry sent again keeps its delivery id (receivers deduplicate on it):
+        # derived from the whole entry, so another entry with a reused id (a database started
+        # afresh) is a new delivery. An event without an id is always new.
         delivery_id = (
-            str(uuid.uuid5(_DELIVERY_NAMESPACE, f"audit:{entry_id}"))
-            if entry_id is not None
+            str(uuid.uuid5(_DELIVERY_NAMESPACE, body.decode()))
+            if payload.get("id") is not None
             else str(uuid.uuid4())
         )
         return cls(delivery_id=delivery_id, action=str(payload["action"]), body=body)

@@ -96,6 +96,9 @@ def test_delivers_to_every_webhook_and_skips_those_that_have_it_on_a_resend(
 def test_the_same_entry_keeps_its_delivery_id() -> None:
     assert event().delivery_id == event().delivery_id  # receivers deduplicate on it
     assert event().delivery_id != Event.from_payload({"action": "rule.create", "id": 8}).delivery_id
+    # The same id on another entry (a fresh database) is another delivery.
+    reused = Event.from_payload({"action": "rule.delete", "id": 7, "object_type": "rule"})
+    assert reused.delivery_id != event().delivery_id
     assert (
         Event.from_payload({"action": "x"}).delivery_id
         != Event.from_payload({"action": "x"}).delivery_id
