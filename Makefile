@@ -88,6 +88,11 @@ bench-api: setup ## API figures: gunicorn (2 workers) on PostgreSQL, wrk on user
 run-fastpath: setup ## Run the fast-path agent (root; FASTPATH_INTERFACES=eth0 make run-fastpath)
 	$(PANTS) run src/python/myapp/fastpath:fastpath
 
+.PHONY: demo-fastpath
+demo-fastpath: setup ## Fast path with traffic to watch (root): agent on a veth pair; set FASTPATH_ADDR to the gRPC address it prints
+	$(PANTS) package src/python/myapp/fastpath:demo
+	python3 dist/src.python.myapp.fastpath/demo.pex
+
 .PHONY: bench-fastpath
 bench-fastpath: setup ## Fast-path figures: test-run ns/packet vs xdp-filter, veth pps vs nftables, AF_XDP drain
 	$(PANTS) run tests/python/fastpath_bench/bench.py

@@ -1,8 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 // End-to-end: a real API (its PEX on a fresh SQLite file), the real Express server and Debian's
-// Chromium, all started by e2e/harness.ts. One file, run in order: later tests rely on time having
-// passed (token expiry) and the last one stops the API.
+// Chromium, all started by e2e/harness.ts. Files one after the other, tests in order: in
+// webui.e2e.ts later tests rely on time having passed (token expiry) and the last one stops the
+// API; livestats.e2e.ts brings its own API and fast path.
 export default defineConfig({
   test: {
     environment: "node",

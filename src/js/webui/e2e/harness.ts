@@ -89,10 +89,10 @@ function python(): string {
 }
 
 /** Another test process may take the free port before the API binds it: try a few ports. */
-export async function startApi(dataDir: string): Promise<Service> {
+export async function startApi(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<Service> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startApiOnce(dataDir);
+      return await startApiOnce(dataDir, env);
     } catch (err) {
       if (attempt >= 3) throw err;
       console.warn(`API start attempt ${attempt} failed, retrying on another port: ${(err as Error).message}`);
@@ -100,10 +100,11 @@ export async function startApi(dataDir: string): Promise<Service> {
   }
 }
 
-async function startApiOnce(dataDir: string): Promise<Service> {
+async function startApiOnce(dataDir: string, env: NodeJS.ProcessEnv): Promise<Service> {
   const apiPort = await freePort();
   const { proc, log } = spawnService(python(), [process.env.API_PEX!], {
     ...process.env,
+    ...env,
     APP_ENV: "development",
     DATA_DIR: dataDir,
     API_HOST: "127.0.0.1",
@@ -121,6 +122,39 @@ async function startApiOnce(dataDir: string): Promise<Service> {
     throw err;
   }
   return { url, proc, log, stop: stopper(proc) };
+}
+
+/** What the fast-path demo (src/python/myapp/fastpath/demo.py) announces once it is ready. */
+export interface FastpathDemo {
+  grpc: string;
+  interface: string;
+  sources: string[];
+  pps: number;
+  stop(): Promise<void>;
+}
+
+/** Why the live-stats suite cannot run here (it attaches XDP to a veth pair), or null. */
+export function missingFastpathPrerequisite(): string | null {
+  const pex = process.env.FASTPATH_DEMO_PEX;
+  if (!pex) return "FASTPATH_DEMO_PEX is not set (run through `./pants test src/js/webui:e2e`)";
+  if (!fs.existsSync(pex)) return `FASTPATH_DEMO_PEX ${pex} does not exist`;
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, XDP)";
+  return null;
+}
+
+/** The real agent on a veth pair with a steady stream from two sources (stopped by stop()). */
+export async function startFastpathDemo(): Promise<FastpathDemo> {
+  const { proc, log } = spawnService(python(), [process.env.FASTPATH_DEMO_PEX!], { ...process.env, DEMO_PPS: "1000" });
+  const deadline = Date.now() + 60_000;
+  let line: RegExpMatchArray | null = null;
+  while (!(line = log().match(/^\{"grpc".*\}$/m))) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stopper(proc)();
+      throw new Error(`fast-path demo did not start:\n${log()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...(JSON.parse(line[0]) as Omit<FastpathDemo, "stop">), stop: stopper(proc) };
 }
 
 export async function startWebui(apiUrl: string): Promise<Service> {
