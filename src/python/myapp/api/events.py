@@ -142,11 +142,14 @@ class EventForwarder:
             if self._stopping.is_set():
                 self._release(db, list(claimed)[position:])
                 return True, True
-            outcome, problem = self._send(entries[audit_id]) if audit_id in entries else ("", "")
-            if outcome in ("sent", "refused") or not outcome:
+            entry = entries.get(audit_id)
+            if entry is None:  # the audit entry is gone since the claim: nothing left to send
                 db(outbox.id == outbox_id).delete()
-                if outcome:
-                    EVENTS.labels(outcome).inc()
+                continue
+            outcome, problem = self._send(entry)
+            if outcome in ("sent", "refused"):
+                db(outbox.id == outbox_id).delete()
+                EVENTS.labels(outcome).inc()
                 continue
             EVENTS.labels("failed").inc()
             if outcome == "poison":

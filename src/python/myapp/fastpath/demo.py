@@ -30,8 +30,6 @@ from myapp.fastpath.control.server import build_server
 from myapp.fastpath.control.service import FastPathService
 from myapp.fastpath.netlab import Generator, VethLab
 
-log = logging.getLogger("myapp.fastpath.demo")
-
 TICK_SECONDS = 0.1  # the stream is sent in small bursts, ten a second
 
 
