@@ -51,3 +51,24 @@ export function PagedTable<T extends { id: number }>({
     </>
   );
 }
+
+/**
+ * The last cell of a row: its Edit and Delete buttons, each only when its handler is given.
+ * `label` names the item for screen readers ("Edit rule-a").
+ */
+export function RowActions({ label, onEdit, onDelete }: { label: string; onEdit?: () => void; onDelete?: () => void }) {
+  return (
+    <td className="actions">
+      {onEdit && (
+        <button type="button" className="btn btn--small" aria-label={`Edit ${label}`} onClick={onEdit}>
+          Edit
+        </button>
+      )}
+      {onDelete && (
+        <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${label}`} onClick={onDelete}>
+          Delete
+        </button>
+      )}
+    </td>
+  );
+}

@@ -7,7 +7,7 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
 import { Alert, Spinner, TextField } from "../components/Field";
 import { formatTime, LoadError } from "../components/LoadError";
-import { PagedTable } from "../components/PagedTable";
+import { PagedTable, RowActions } from "../components/PagedTable";
 import { SortHeader } from "../components/Pager";
 import { Tabs } from "../components/Tabs";
 import { RuleForm } from "./RuleForm";
@@ -114,18 +114,11 @@ function RulesTab() {
               </span>
             </td>
             {(canEdit || canDelete) && (
-              <td className="actions">
-                {canEdit && (
-                  <button type="button" className="btn btn--small" aria-label={`Edit ${r.name}`} onClick={() => setEditing(r)}>
-                    Edit
-                  </button>
-                )}
-                {canDelete && (
-                  <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${r.name}`} onClick={() => deletion.ask(r)}>
-                    Delete
-                  </button>
-                )}
-              </td>
+              <RowActions
+                label={r.name}
+                onEdit={canEdit ? () => setEditing(r) : undefined}
+                onDelete={canDelete ? () => deletion.ask(r) : undefined}
+              />
             )}
           </>
         )}

@@ -8,7 +8,7 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { type Notice, useConfirmedDelete } from "../components/useConfirmedDelete";
 import { Alert, CheckboxField, SelectField, TextField } from "../components/Field";
 import { formatTime } from "../components/LoadError";
-import { PagedTable } from "../components/PagedTable";
+import { PagedTable, RowActions } from "../components/PagedTable";
 import { SortHeader } from "../components/Pager";
 import { useForm } from "../forms/useForm";
 import { email, password, required } from "../forms/validation";
@@ -227,18 +227,11 @@ export default function UsersPage() {
             <td>{u.active ? "yes" : "no"}</td>
             <td>{formatTime(u.created_at)}</td>
             {(canEdit || canDelete) && (
-              <td className="actions">
-                {canEdit && (
-                  <button type="button" className="btn btn--small" aria-label={`Edit ${u.email}`} onClick={() => setMode({ kind: "edit", user: u })}>
-                    Edit
-                  </button>
-                )}
-                {canDelete && u.id !== me.id && (
-                  <button type="button" className="btn btn--small btn--danger" aria-label={`Delete ${u.email}`} onClick={() => deletion.ask(u)}>
-                    Delete
-                  </button>
-                )}
-              </td>
+              <RowActions
+                label={u.email}
+                onEdit={canEdit ? () => setMode({ kind: "edit", user: u }) : undefined}
+                onDelete={canDelete && u.id !== me.id ? () => deletion.ask(u) : undefined}
+              />
             )}
           </>
         )}
