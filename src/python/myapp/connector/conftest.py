@@ -38,12 +38,13 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             status, headers = state.script.pop(0) if state.script else (200, {})
+            # Recorded before answering: a sender that got its answer may count on it being here.
+            state.requests.put(Received(self.path, dict(self.headers.items()), body))
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            state.requests.put(Received(self.path, dict(self.headers.items()), body))
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
