@@ -263,7 +263,7 @@ def test_a_dead_claimers_entries_are_sent_when_its_lease_runs_out(
         record("test.orphaned", "rule", 1)
         entry = d(d.audit_log.action == "test.orphaned").select(d.audit_log.id).last()
         # As if another process had claimed the row and died before sending it.
-        d(d.event_outbox.audit_id == entry.id).update(claimed_until=utcnow() + timedelta(seconds=2))
+        d(d.event_outbox.audit_id == entry.id).update(claimed_until=utcnow() + timedelta(seconds=4))
         commit()
     forwarder.wake()
     time.sleep(0.5)

@@ -287,7 +287,10 @@ def test_concurrent_changes_never_leave_a_stale_entry(app: Flask, postgres: Test
         thread.start()
     time.sleep(0.2)
     _outside(postgres, "UPDATE app_user SET active = 'F' WHERE id = %s", user_id)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # the notification's arrival, on a busy machine too
+    while 401 not in statuses and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # every thread makes requests after it
     stop.set()
     for thread in threads:
         thread.join()
