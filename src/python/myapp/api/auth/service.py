@@ -58,11 +58,16 @@ def _issue(user: Row, family_id: str, parent_id: int | None = None) -> TokenOut:
     )
 
 
-def _too_many(retry_after: int) -> ApiError:
+def _throttle_keys(email: str) -> list[str]:
+    """The budgets a password guess spends: its account's and its client address's."""
+    return [f"acct:{email}", f"ip:{client_ip() or '-'}"]
+
+
+def _too_many(retry_after: int, what: str = "logins") -> ApiError:
     return ApiError(
         429,
         "too_many_requests",
-        f"Too many failed logins; try again in {retry_after} s",
+        f"Too many failed {what}; try again in {retry_after} s",
         {"retry_after": retry_after},
         {"Retry-After": str(retry_after)},
     )
@@ -72,7 +77,7 @@ def login(email: str, password: str) -> TokenOut:
     st = state()
     d = st.db
     email = normalize_email(email)
-    keys = [f"acct:{email}", f"ip:{client_ip() or '-'}"]
+    keys = _throttle_keys(email)
     wait = st.throttle.retry_after(keys)
     if wait:
         LOGINS.labels("throttled").inc()
@@ -170,7 +175,17 @@ def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
     user = d(d.app_user.id == principal_user.id).select(**lock).first()
     if user is None or user.token_version != principal_user.token_version:
         raise invalid_token("Token revoked (password, role or status changed); log in again")
+    # A wrong current password is a password guess: it spends the same budgets as a failed
+    # login, so a stolen access token cannot be used to guess the password faster.
+    keys = _throttle_keys(user.email)
+    wait = st.throttle.retry_after(keys)
+    if wait:
+        rollback()
+        raise _too_many(wait, "password attempts")
     if not verify_password(current, user.password_hash):
+        st.throttle.failure(keys)
+        record("auth.password_change_failed", "user", user.id)
+        commit()
         raise ApiError(
             422,
             "validation_error",
@@ -190,6 +205,7 @@ def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
         updated_at=utcnow(),
     )
     d(d.refresh_token.user_id == user.id).update(revoked=True)
+    st.throttle.success(keys[0])
     record("auth.password_change", "user", user.id)
     result = _issue(d.app_user(user.id), new_family_id())
     commit()

@@ -110,6 +110,50 @@ def test_success_resets_the_account_counter(throttled_app: Flask) -> None:
     assert _login(throttled_app, "admin@example.com", "admin123456!", ip="203.0.113.4")[0] == 200
 
 
+def _change_password(
+    app: Flask, access_token: str, current: str, ip: str = "192.0.2.1"
+) -> tuple[int, dict[str, str], dict]:
+    response = app.test_client().post(
+        "/api/v1/auth/password",
+        json={"current_password": current, "new_password": "a brand new passphrase"},
+        headers={"Authorization": f"Bearer {access_token}"},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+    return response.status_code, dict(response.headers), response.get_json()
+
+
+def test_wrong_current_passwords_spend_the_login_budget(throttled_app: Flask) -> None:
+    """A stolen access token must not give unlimited guesses at its user's password."""
+    status, _, session = _login(throttled_app, "admin@example.com", "admin123456!")
+    assert status == 200
+    token = session["access_token"]
+    for _ in range(3):
+        status, _, body = _change_password(throttled_app, token, "a wrong guess!")
+        assert status == 422 and "current_password" in body["error"]["details"]["fields"]
+    status, headers, body = _change_password(throttled_app, token, "admin123456!")
+    assert status == 429 and body["error"]["code"] == "too_many_requests"
+    assert "password attempts" in body["error"]["message"]
+    assert 0 < int(headers["Retry-After"]) <= 60
+    # One budget per account: logging in is held back too, from any address.
+    assert _login(throttled_app, "admin@example.com", "admin123456!", ip="198.51.100.9")[0] == 429
+    with throttled_app.app_context():
+        db = throttled_app.extensions["myapp"].db
+        failed = db(db.audit_log.action == "auth.password_change_failed").count()
+    assert failed == 3
+
+
+def test_a_password_change_resets_the_account_counter(throttled_app: Flask) -> None:
+    status, _, session = _login(throttled_app, "admin@example.com", "admin123456!")
+    token = session["access_token"]
+    for _ in range(2):
+        assert _change_password(throttled_app, token, "a wrong guess!")[0] == 422
+    status, _, changed = _change_password(throttled_app, token, "admin123456!")
+    assert status == 200
+    for _ in range(2):
+        status, _, body = _change_password(throttled_app, changed["access_token"], "wrong again!")
+        assert status == 422, body
+
+
 def test_address_behind_a_trusted_proxy(tmp_path_factory: pytest.TempPathFactory) -> None:
     database = create_test_database("sqlite", tmp_path_factory.mktemp("proxied"))
     app = create_app(make_config(database, trusted_proxy_hops=1, login_max_failures_ip=2))

@@ -76,8 +76,8 @@ def me() -> MeOut:
     scope=AUTHENTICATED,
     body=PasswordChangeIn,
     response=TokenOut,
-    errors=(422,),
-    summary="Change the caller's password; other sessions end",
+    errors=(422, 429),
+    summary="Change the caller's password; other sessions end (wrong ones count as failed logins)",
 )
 def change_password(body: PasswordChangeIn) -> TokenOut:
     principal = current_principal()
