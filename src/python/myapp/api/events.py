@@ -133,12 +133,13 @@ class EventForwarder:
         claimed = self._claim(db)
         if not claimed:
             return True, False
+        audit_ids = [audit_id for audit_id, _ in claimed.values()]
         entries = {
             row.id: AuditOut.model_validate(row.as_dict()).model_dump(mode="json")
-            for row in db(db.audit_log.id.belongs(list(claimed.values()))).select()
+            for row in db(db.audit_log.id.belongs(audit_ids)).select()
         }
         outbox = db.event_outbox
-        for position, (outbox_id, audit_id) in enumerate(claimed.items()):
+        for position, (outbox_id, (audit_id, attempts)) in enumerate(claimed.items()):
             if self._stopping.is_set():
                 self._release(db, list(claimed)[position:])
                 return True, True
@@ -153,8 +154,7 @@ class EventForwarder:
                 continue
             EVENTS.labels("failed").inc()
             if outcome == "poison":
-                row = db(outbox.id == outbox_id).select(outbox.attempts).first()
-                attempts = (row.attempts if row else 0) + 1
+                attempts += 1
                 if attempts >= self._max_attempts:
                     db(outbox.id == outbox_id).delete()
                     EVENTS.labels("dropped").inc()
@@ -175,20 +175,20 @@ class EventForwarder:
             return False, True
         return True, True
 
-    def _claim(self, db: DAL) -> dict[int, int]:
-        """Lease up to `batch` free rows, oldest first: {outbox id: audit id}."""
+    def _claim(self, db: DAL) -> dict[int, tuple[int, int]]:
+        """Lease up to `batch` free rows, oldest first: {outbox id: (audit id, attempts)}."""
         outbox = db.event_outbox
         now = utcnow()
         free = (outbox.claimed_until == None) | (outbox.claimed_until < now)  # noqa: E711
         candidates = db(free).select(
-            outbox.id, outbox.audit_id, orderby=outbox.id, limitby=(0, self._batch)
+            outbox.id, outbox.audit_id, outbox.attempts, orderby=outbox.id, limitby=(0, self._batch)
         )
-        claimed: dict[int, int] = {}
+        claimed: dict[int, tuple[int, int]] = {}
         for row in candidates:
             # Autocommit: each claim commits at once. A row another process claimed since the
             # SELECT no longer matches `free` (the UPDATE re-reads it), so it updates nothing.
             if db((outbox.id == row.id) & free).update(claimed_until=now + self._lease):
-                claimed[row.id] = row.audit_id
+                claimed[row.id] = (row.audit_id, row.attempts or 0)
         return claimed
 
     @staticmethod
