@@ -437,6 +437,24 @@ function suite() {
     await early.context.close();
   });
 
+  it("serves the API's interactive docs through /api, from its own files, within their CSP", async () => {
+    const { context, page } = await newPage();
+    try {
+      const elsewhere: string[] = [];
+      page.on("request", (r) => {
+        if (new URL(r.url()).origin !== webui.url) elsewhere.push(r.url());
+      });
+      await page.goto("/api/docs");
+      await page.locator(".swagger-ui .info .title").filter({ hasText: "myapp API" }).waitFor();
+      await page.locator(".opblock-summary-path", { hasText: "/api/v1/users" }).first().waitFor();
+      expect(await page.getByRole("button", { name: /Authorize/ }).count()).toBeGreaterThan(0);
+      expect(elsewhere).toEqual([]);
+      await shot(page, "api-docs");
+    } finally {
+      await context.close();
+    }
+  });
+
   it("no page broke the Content Security Policy or threw an uncaught error", () => {
     expect(cspViolations).toEqual([]);
     expect(pageErrors).toEqual([]);

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from flask import Flask, Response, g, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix  # pants: no-infer-dep (installed with flask)
 
-from myapp.api import probes
+from myapp.api import docs, probes
 from myapp.api.audit.views import bp as audit_bp
 from myapp.api.auth.session_cache import SessionCache, listen
 from myapp.api.auth.views import bp as auth_bp
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("myapp.api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 def prepare_database(config: Config) -> None:
@@ -140,6 +141,8 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
         headers = response.headers
         headers["X-Request-ID"] = request_id
         headers.setdefault("X-Content-Type-Options", "nosniff")
+        # JSON is never a page: nothing may run in, load into or frame it (docs.py sets its own).
+        headers.setdefault("Content-Security-Policy", _API_CSP)
         path = req.path
         if path.startswith("/api/v1/"):
             headers.setdefault("Cache-Control", "no-store")
@@ -185,7 +188,7 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
             if forwarder is not None:
                 forwarder.wake()
 
-    for blueprint in (auth_bp, users_bp, rules_bp, audit_bp, fastpath_bp, probes.bp):
+    for blueprint in (auth_bp, users_bp, rules_bp, audit_bp, fastpath_bp, probes.bp, docs.bp):
         app.register_blueprint(blueprint)
     register_cli(app)
     if config.trusted_proxy_hops:

@@ -150,32 +150,3 @@ def build_openapi() -> dict[str, Any]:
             },
         },
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>myapp API documentation</title>
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-  <noscript>
-    <p>The interactive documentation needs JavaScript. The OpenAPI document itself is plain JSON:
-    <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
-  </noscript>
-  <p>OpenAPI document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
-  <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-          crossorigin="anonymous"></script>
-  <script>
-    window.addEventListener("load", function () {
-      if (window.SwaggerUIBundle) {
-        window.SwaggerUIBundle({ url: "/api/v1/openapi.json", dom_id: "#swagger-ui" });
-      }
-    });
-  </script>
-</body>
-</html>
-"""

@@ -1,4 +1,5 @@
-"""Probes and documents outside /api/v1 resources: /healthz, /readyz, /metrics, OpenAPI, docs."""
+"""Probes and documents outside /api/v1 resources: /healthz, /readyz, /metrics, OpenAPI (the docs
+page is docs.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import logging
 
 from flask import Blueprint, Response, g, jsonify
 
+from myapp.api.docs import DOCS_PATHS
 from myapp.api.metrics import DB_ERRORS, render
-from myapp.api.openapi import DOCS_HTML, build_openapi
+from myapp.api.openapi import build_openapi
 from myapp.api.state import db
 
 bp = Blueprint("probes", __name__)
@@ -48,10 +50,5 @@ def openapi() -> Response:
     return jsonify(build_openapi())
 
 
-@bp.get("/api/docs")
-def docs() -> Response:
-    return Response(DOCS_HTML, content_type="text/html; charset=utf-8")
-
-
 # Served outside the route table: public, no JSON body; the authorization-matrix test lists them.
-PROBE_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/docs")
+PROBE_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", *DOCS_PATHS)
