@@ -10,7 +10,9 @@ Variables (see docs/ARCHITECTURE.md):
 - ``DB_POOL_SIZE``: connections kept per process (default 4; ignored for SQLite).
 - ``JWT_SECRET``: HS256 key, >= 32 characters (required in production).
 - ``JWT_ISSUER`` / ``JWT_AUDIENCE``: token ``iss``/``aud`` (default ``myapp-api`` / ``myapp``).
-- ``ACCESS_TOKEN_TTL`` (s, default 900), ``REFRESH_TOKEN_TTL`` (s, default 1209600 = 14 days).
+- ``ACCESS_TOKEN_TTL`` (s, default 900), ``REFRESH_TOKEN_TTL`` (s, default 1209600 = 14 days: a
+  session unused that long ends), ``SESSION_MAX_SECONDS`` (s, default 43200 = 12 hours: a session
+  ends that long after its login however much it is used; OWASP ASVS 4.0 3.3.2, level 2).
 - ``BCRYPT_ROUNDS``: bcrypt cost, 4..16 (default 12; production requires >= 12).
 - ``ADMIN_EMAIL`` (default admin@example.com) / ``ADMIN_PASSWORD``: the first admin, created when
   no admin exists. Development default password: ``admin123456!`` (printed at start-up).
@@ -75,6 +77,7 @@ class Config:
     jwt_audience: str = "myapp"
     access_token_ttl: int = 900
     refresh_token_ttl: int = 14 * 24 * 3600
+    session_max_seconds: int = 12 * 3600
     bcrypt_rounds: int = 12
     admin_email: str = DEV_ADMIN_EMAIL
     admin_password: str | None = DEV_ADMIN_PASSWORD
@@ -181,6 +184,9 @@ class Config:
             access_token_ttl=env_int(env, "ACCESS_TOKEN_TTL", 900, minimum=30, maximum=86400),
             refresh_token_ttl=env_int(
                 env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600, minimum=60, maximum=90 * 24 * 3600
+            ),
+            session_max_seconds=env_int(
+                env, "SESSION_MAX_SECONDS", 12 * 3600, minimum=300, maximum=90 * 24 * 3600
             ),
             bcrypt_rounds=bcrypt_rounds,
             admin_email=(env_str(env, "ADMIN_EMAIL", DEV_ADMIN_EMAIL) or DEV_ADMIN_EMAIL).lower(),

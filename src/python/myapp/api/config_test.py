@@ -42,6 +42,7 @@ def test_production_is_accepted_with_real_secrets() -> None:
         ({"FASTPATH_ADDR": "fastpath:50051,"}, "FASTPATH_ADDR"),
         ({"FASTPATH_ADDR": "fastpath:50051;other:1"}, "FASTPATH_ADDR"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"SESSION_MAX_SECONDS": "60"}, "SESSION_MAX_SECONDS"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str | None], variable: str) -> None:

@@ -64,6 +64,9 @@ def define_tables(db: DAL, table_options: dict[str, dict[str, Any]] | None = Non
         Field("revoked", "boolean", notnull=True, default=False),
         Field("expires_at", "datetime", notnull=True),
         Field("created_at", "datetime", notnull=True),
+        # When the session (the family) ends however it is used: login + SESSION_MAX_SECONDS,
+        # copied from token to token. Null in rows older than the column: see auth.service.
+        Field("session_expires_at", "datetime"),
         **opts.get("refresh_token", {}),
     )
     db.define_table(

@@ -100,7 +100,10 @@ class TokenService:
         self._verified: dict[str, tuple[float, AccessClaims]] = {}
         self._lock = threading.Lock()
 
-    def issue(self, user_id: int, role: str, token_version: int, session_id: str) -> str:
+    def issue(
+        self, user_id: int, role: str, token_version: int, session_id: str, ttl: int | None = None
+    ) -> str:
+        """A signed access token valid `ttl` seconds (default: the service's)."""
         now = datetime.now(UTC)
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -108,7 +111,7 @@ class TokenService:
             "sub": str(user_id),
             "iat": now,
             "nbf": now,
-            "exp": now + timedelta(seconds=self.ttl),
+            "exp": now + timedelta(seconds=self.ttl if ttl is None else ttl),
             "jti": uuid.uuid4().hex,
             "role": role,
             "scopes": list(SCOPES_BY_ROLE[role]),

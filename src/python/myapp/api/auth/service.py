@@ -8,7 +8,7 @@ after the thief) revokes the whole family, which also ends the access tokens bou
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydal.objects import Row
@@ -34,11 +34,23 @@ log = logging.getLogger(__name__)
 INVALID_CREDENTIALS = "E-mail or password is incorrect"
 
 
-def _issue(user: Row, family_id: str, parent_id: int | None = None) -> TokenOut:
+def _issue(
+    user: Row, family_id: str, parent_id: int | None = None, session_ends: datetime | None = None
+) -> TokenOut:
+    """A new access token and refresh token for `user` in session `family_id`.
+
+    The refresh token lives REFRESH_TOKEN_TTL (an idle session ends), but never past the session's
+    end (`session_ends`, or SESSION_MAX_SECONDS from now for a new session): an active session
+    is still logged in again periodically."""
     st = state()
     d = st.db
     token, token_hash = new_refresh_token()
     now = utcnow()
+    if session_ends is None:
+        session_ends = now + timedelta(seconds=st.config.session_max_seconds)
+    expires_at = min(now + timedelta(seconds=st.config.refresh_token_ttl), session_ends)
+    # Nor does the access token outlive the session.
+    access_ttl = max(1, min(st.tokens.ttl, int((session_ends - now).total_seconds())))
     d.refresh_token.insert(
         user_id=user.id,
         token_hash=token_hash,
@@ -46,14 +58,15 @@ def _issue(user: Row, family_id: str, parent_id: int | None = None) -> TokenOut:
         parent_id=parent_id,
         token_version=user.token_version,
         revoked=False,
-        expires_at=now + timedelta(seconds=st.config.refresh_token_ttl),
+        expires_at=expires_at,
         created_at=now,
+        session_expires_at=session_ends,
     )
     return TokenOut(
-        access_token=st.tokens.issue(user.id, user.role, user.token_version, family_id),
-        expires_in=st.tokens.ttl,
+        access_token=st.tokens.issue(user.id, user.role, user.token_version, family_id, access_ttl),
+        expires_in=access_ttl,
         refresh_token=token,
-        refresh_expires_in=st.config.refresh_token_ttl,
+        refresh_expires_in=max(0, int((expires_at - now).total_seconds())),
         user=to_out(user),
     )
 
@@ -137,6 +150,10 @@ def refresh(token: str) -> TokenOut:
         commit()
         log.warning("refresh token reuse: session %s revoked", row.family_id)
         raise invalid_token("Refresh token already used; the session has been revoked")
+    if row.session_expires_at is not None and row.session_expires_at <= now:
+        rollback()
+        hours = state().config.session_max_seconds / 3600
+        raise invalid_token(f"Session reached its maximum lifetime ({hours:g} h); log in again")
     if row.expires_at <= now:
         rollback()
         raise invalid_token("Refresh token expired; log in again")
@@ -145,7 +162,8 @@ def refresh(token: str) -> TokenOut:
         d(rt.family_id == row.family_id).update(revoked=True)
         commit()
         raise invalid_token("Session no longer valid; log in again")
-    result = _issue(user, row.family_id, row.id)
+    # A session from before session_expires_at existed starts its maximum lifetime now.
+    result = _issue(user, row.family_id, row.id, row.session_expires_at)
     commit()
     return result
 

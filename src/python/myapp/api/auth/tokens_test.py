@@ -14,8 +14,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from myapp.api.conftest import TEST_PASSWORD, Session, login
+from myapp.api.app import create_app
+from myapp.api.conftest import TEST_PASSWORD, Session, login, make_config
+from myapp.api.db import dispose
 from myapp.api.security import SCOPES_BY_ROLE
+from myapp.api.testdb import TestDatabase
 
 
 def _claims(app: Flask, session: Session, **changes: Any) -> dict[str, Any]:
@@ -188,3 +191,52 @@ def test_tokens_of_changed_users_are_rejected(
     if change == "deactivate":
         denied = client.post("/api/v1/auth/login", json={"email": email, "password": TEST_PASSWORD})
         assert denied.status_code == 401
+
+
+def _refresh(client: FlaskClient, token: str) -> Any:
+    return client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+def test_a_session_ends_at_its_maximum_lifetime_however_much_it_is_used(
+    backend: TestDatabase,
+) -> None:
+    """ASVS 3.3.2: refreshing keeps a session alive only up to SESSION_MAX_SECONDS after login."""
+    app = create_app(make_config(backend, session_max_seconds=2))
+    try:
+        client = app.test_client()
+        config = app.extensions["myapp"].config
+        started = time.monotonic()
+        tokens = login(client, config.admin_email, config.admin_password).tokens
+        assert 0 < tokens["refresh_expires_in"] <= 2  # not REFRESH_TOKEN_TTL (14 days)
+        assert tokens["expires_in"] <= 2  # nor ACCESS_TOKEN_TTL (15 min)
+        rotated = _refresh(client, tokens["refresh_token"])
+        assert rotated.status_code == 200 and rotated.get_json()["refresh_expires_in"] <= 2
+        time.sleep(max(0.0, started + 2.5 - time.monotonic()))
+        ended = _refresh(client, rotated.get_json()["refresh_token"])
+        assert ended.status_code == 401 and ended.get_json()["error"]["code"] == "invalid_token"
+        assert "maximum lifetime" in ended.get_json()["error"]["message"]
+        # Logging in again starts a new session.
+        again = login(client, config.admin_email, config.admin_password).tokens
+        assert _refresh(client, again["refresh_token"]).status_code == 200
+    finally:
+        dispose(app.extensions["myapp"].db)
+
+
+def test_a_session_from_before_the_limit_starts_it_at_its_next_refresh(
+    app: Flask, client: FlaskClient, login_as: Callable[[str], Session]
+) -> None:
+    session = login_as("viewer")
+    family = jwt.decode(session.tokens["access_token"], options={"verify_signature": False})["sid"]
+    d = app.extensions["myapp"].db
+    in_family = d.refresh_token.family_id == family
+    with app.app_context():
+        # As a row written before session_expires_at existed.
+        d(in_family).update(session_expires_at=None)
+        d.commit()
+    rotated = _refresh(client, session.tokens["refresh_token"])
+    assert rotated.status_code == 200, rotated.get_json()
+    limit = app.extensions["myapp"].config.session_max_seconds
+    assert limit - 5 <= rotated.get_json()["refresh_expires_in"] <= limit
+    with app.app_context():
+        child = d(in_family & (d.refresh_token.used_at == None)).select().first()  # noqa: E711
+    assert child is not None and child.session_expires_at is not None
