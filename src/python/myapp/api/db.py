@@ -340,6 +340,13 @@ def _ensure_auth_triggers(db: DAL) -> None:
         )
 
 
+def table_metadata_path(db: DAL, config: Config, folder: Path, table: str) -> Path:
+    """Where PyDAL keeps what it last migrated `table` to: beside the file for SQLite (PyDAL's
+    own rule for sqlite:/// URIs, whatever `folder` says), in `folder` for the others."""
+    base = _sqlite_path(config).parent if config.db_kind == "sqlite" else folder
+    return base / f"{db._uri_hash}_{table}.table"
+
+
 def migrate_schema(config: Config) -> None:
     """Create or alter the tables (idempotent; serialised across processes by `schema_lock`)."""
     folder = _metadata_dir(config)
@@ -349,7 +356,7 @@ def migrate_schema(config: Config) -> None:
             existing = _existing_tables(db, config)
             options: dict[str, dict[str, Any]] = {}
             for name in TABLES:
-                metadata = folder / f"{db._uri_hash}_{name}.table"
+                metadata = table_metadata_path(db, config, folder, name)
                 if name not in existing and metadata.exists():
                     metadata.unlink()  # stale: the database was recreated empty; create again
                 adopt = name in existing and not metadata.exists()

@@ -1,8 +1,10 @@
-"""Start-up migration from many processes at once (replicas without shared PyDAL metadata)."""
+"""Start-up migration: from many processes at once (replicas without shared PyDAL metadata), and
+of an existing database to a newer schema."""
 
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from myapp.api.app import prepare_database
 from myapp.api.config import Config, ConfigError
-from myapp.api.db import dispose, open_db
+from myapp.api.db import _metadata_dir, dispose, migrate_schema, open_db, table_metadata_path
 from myapp.api.testdb import TestDatabase
 
 STARTERS = 4
@@ -51,3 +53,28 @@ def test_production_needs_admin_password_only_without_an_admin(tmp_path: Path) -
         prepare_database(config)
     prepare_database(config.with_overrides(admin_password="first admin password"))
     prepare_database(config)  # an admin exists now: no password needed
+
+
+def test_a_column_added_in_a_newer_version_reaches_an_existing_database(
+    backend: TestDatabase, tmp_path: Path
+) -> None:
+    config = Config(database_url=backend.url, data_dir=tmp_path, bcrypt_rounds=4, testing=True)
+    migrate_schema(config)
+    db = open_db(config, pool_size=0)
+    try:
+        # Turn the database and PyDAL's record of it back into an older version's: no column.
+        db.executesql("ALTER TABLE refresh_token DROP COLUMN session_expires_at")
+        db.commit()
+        record = table_metadata_path(db, config, _metadata_dir(config), "refresh_token")
+        fields = pickle.loads(record.read_bytes())  # noqa: S301 - PyDAL's own file
+        del fields["session_expires_at"]
+        record.write_bytes(pickle.dumps(fields))
+    finally:
+        dispose(db)
+    migrate_schema(config)  # the newer version starts
+    db = open_db(config, pool_size=0)
+    try:
+        rows = db.executesql("SELECT COUNT(session_expires_at) FROM refresh_token")
+        assert [tuple(row) for row in rows] == [(0,)]
+    finally:
+        dispose(db)
