@@ -22,6 +22,7 @@ APT_PACKAGES=(
   chromium              # real browser for the WebUI end-to-end tests
   wrk                   # HTTP load generator for the API benchmark
   make curl            # make: the everyday commands; curl: make run waits for the services
+  unzip                 # the common-password list out of the Django wheel (src/python/myapp/api/BUILD)
   # Container images (no Docker engine here): podman with runc, debootstrap for the local base
   # images, catatonit for `podman run --init` and pods (scripts/images*.sh, tests/python/deploy/images)
   podman buildah skopeo runc debootstrap catatonit

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from myapp.api.passwords import password_problem
 from myapp.common.env import ConfigError, env_int, env_str
 
 DEV_ADMIN_EMAIL = "admin@example.com"
@@ -149,6 +150,9 @@ class Config:
                 raise ConfigError("ADMIN_PASSWORD must not be the development default")
             if not 12 <= len(admin_password) <= 128:
                 raise ConfigError("ADMIN_PASSWORD must be 12..128 characters long")
+            problem = password_problem(admin_password, env_str(env, "ADMIN_EMAIL", DEV_ADMIN_EMAIL))
+            if production and problem:
+                raise ConfigError(f"ADMIN_PASSWORD: {problem}")
 
         log_format = (env_str(env, "LOG_FORMAT") or ("json" if production else "text")).lower()
         if log_format not in ("json", "text"):

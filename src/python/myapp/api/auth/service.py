@@ -18,6 +18,7 @@ from myapp.api.auth.schemas import TokenOut
 from myapp.api.db import utcnow
 from myapp.api.errors import ApiError, invalid_token
 from myapp.api.metrics import LOGINS
+from myapp.api.passwords import check_new_password
 from myapp.api.security import (
     hash_password,
     hash_refresh_token,
@@ -210,6 +211,7 @@ def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
             "Current password is incorrect",
             {"fields": {"current_password": "Current password is incorrect"}},
         )
+    check_new_password(new, user.email, "new_password")
     if current == new:
         raise ApiError(
             422,

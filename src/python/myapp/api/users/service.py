@@ -9,6 +9,7 @@ from pydal.objects import Row
 from myapp.api.audit.service import record
 from myapp.api.db import integrity_errors, utcnow
 from myapp.api.errors import ApiError, not_found
+from myapp.api.passwords import check_new_password
 from myapp.api.security import hash_password
 from myapp.api.state import db, rollback, state
 from myapp.api.users.schemas import UserOut
@@ -49,6 +50,7 @@ def create_user(
     email: str, password: str, full_name: str, role: str, active: bool = True, *, audit: bool = True
 ) -> Row:
     email = normalize_email(email)
+    check_new_password(password, email)
     d = db()
     if not d(d.app_user.email == email).isempty():
         raise duplicate(email)
@@ -105,6 +107,7 @@ def update_user(user: Row, changes: dict[str, Any]) -> Row:
             fields[name] = changes[name]
     revoke = False
     if changes.get("password") is not None:
+        check_new_password(changes["password"], fields.get("email", user.email))
         fields["password_hash"] = hash_password(changes["password"], state().config.bcrypt_rounds)
         revoke = True
     was_active_admin = user.role == "admin" and user.active

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+
+from myapp.common.package_data import find_package_file
 
 OBJECT_NAME = "fastpath.bpf.o"
 GENERATOR_NAME = "fastpath_gen.bpf.o"
-_PACKAGE_DIR = Path(*__name__.split("."))
 
 
 def _find(name: str) -> Path:
-    # In a PEX the object sits beside this module. In Pants' test sandboxes the generated object
-    # and the sources live under different roots of sys.path, hence the search.
-    beside = Path(__file__).with_name(name)
-    candidates = [beside] + [Path(entry) / _PACKAGE_DIR / name for entry in sys.path if entry]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{name} is not packaged with {__name__}; build through Pants (src/bpf:fastpath_bpf)"
-        " or set FASTPATH_BPF_OBJECT"
+    return find_package_file(
+        __name__, name, "build through Pants (src/bpf:fastpath_bpf) or set FASTPATH_BPF_OBJECT"
     )
 
 
