@@ -116,7 +116,7 @@ bp = Blueprint("docs", __name__)
 _files = SwaggerUiFiles()
 
 
-def _html_response(body: str, content_type: str) -> Response:
+def _docs_response(body: str, content_type: str) -> Response:
     response = Response(body, content_type=content_type)
     response.headers["Content-Security-Policy"] = DOCS_CSP
     response.headers["Cache-Control"] = "no-cache"
@@ -125,28 +125,30 @@ def _html_response(body: str, content_type: str) -> Response:
 
 @bp.get("/api/docs")
 def docs_page() -> Response:
-    return _html_response(DOCS_HTML, "text/html; charset=utf-8")
+    return _docs_response(DOCS_HTML, "text/html; charset=utf-8")
 
 
 @bp.get(INIT_PATH)
 def docs_init() -> Response:
-    return _html_response(INIT_JS, "text/javascript; charset=utf-8")
+    return _docs_response(INIT_JS, "text/javascript; charset=utf-8")
 
 
 def _asset_response(name: str) -> Response:
     asset = _files.get(name)
+    gzipped = "gzip" in request.accept_encodings
+    # Each encoding is its own representation, with its own (strong) ETag.
+    etag = f"{asset.etag}-gzip" if gzipped else asset.etag
     headers = {
         "Cache-Control": "public, max-age=31536000, immutable",
-        "ETag": f'"{asset.etag}"',
+        "ETag": f'"{etag}"',
         "Vary": "Accept-Encoding",
     }
-    if request.if_none_match.contains(asset.etag):
+    if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
-    body = asset.body
-    if "gzip" in request.accept_encodings:
-        body = asset.gzipped
+    if gzipped:
         headers["Content-Encoding"] = "gzip"
-    return Response(body, content_type=asset.content_type, headers=headers)
+        return Response(asset.gzipped, content_type=asset.content_type, headers=headers)
+    return Response(asset.body, content_type=asset.content_type, headers=headers)
 
 
 def _register_assets() -> None:
