@@ -65,7 +65,7 @@ export default function ProfilePage() {
           label="New password"
           type="password"
           autoComplete="new-password"
-          hint="12 to 128 characters."
+          hint="12 to 128 characters; not a common password or one like the e-mail address."
           value={form.values.next}
           error={form.errors.next}
           onChange={(v) => form.set("next", v)}

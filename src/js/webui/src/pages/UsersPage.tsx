@@ -69,7 +69,7 @@ function CreateUserForm({ onDone, onCancel }: { onDone(user: User): void; onCanc
         label="Password"
         type="password"
         autoComplete="new-password"
-        hint="12 to 128 characters."
+        hint="12 to 128 characters; not a common password or one like the e-mail address."
         value={form.values.password}
         error={form.errors.password}
         onChange={(v) => form.set("password", v)}
