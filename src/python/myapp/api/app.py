@@ -22,7 +22,14 @@ from myapp.api.auth.session_cache import SessionCache, listen
 from myapp.api.auth.views import bp as auth_bp
 from myapp.api.cli import register_cli
 from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
-from myapp.api.db import dispose, integrity_errors, migrate_schema, open_db, utcnow
+from myapp.api.db import (
+    dispose,
+    integrity_errors,
+    is_transaction_conflict,
+    migrate_schema,
+    open_db,
+    utcnow,
+)
 from myapp.api.errors import error_response, register_error_handlers
 from myapp.api.events import EventForwarder
 from myapp.api.fastpath.sync import start_reconciler
@@ -120,6 +127,15 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
 
     @app.errorhandler(db_error)
     def _database_error(exc: Exception) -> Response:
+        if is_transaction_conflict(exc):
+            # Not an outage: the database gave way to a simultaneous change (the connection is
+            # fine; teardown rolls back). Nothing was written, and the client may retry.
+            log.warning("transaction conflict: %s: %s", type(exc).__name__, exc)
+            return error_response(
+                409,
+                "conflict",
+                "The change collided with a simultaneous one and was not made; retry it",
+            )
         DB_ERRORS.inc()
         g.db_broken = True
         log.error("database error: %s: %s", type(exc).__name__, exc)

@@ -12,14 +12,18 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server  # pants: no-infer-dep (installed with flask)
 
 from myapp.api.app import create_app
 from myapp.api.config import Config
@@ -130,3 +134,28 @@ def login_as(app: Flask) -> Callable[[str], Session]:
         return login(client, created[role], password)
 
     return _login
+
+
+@pytest.fixture(scope="module")
+def base_url(app: Flask) -> Iterator[str]:
+    """The module's app behind a real threaded HTTP server (for requests that must overlap)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
+    """Make the calls from as many threads, released together; their answers in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], requests.Response]) -> requests.Response:
+        barrier.wait(timeout=30)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))

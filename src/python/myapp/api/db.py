@@ -390,6 +390,20 @@ def integrity_errors(db: DAL) -> tuple[type[BaseException], ...]:
     return (db._adapter.driver.IntegrityError,)
 
 
+# A transaction the database aborted so that a simultaneous one could finish: PostgreSQL's
+# deadlock_detected and serialization_failure, MySQL's ER_LOCK_DEADLOCK and lock wait timeout.
+_PG_CONFLICTS = frozenset({"40P01", "40001"})
+_MYSQL_CONFLICTS = frozenset({1213, 1205})
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True when `exc` aborted the transaction only because of a concurrent one (retryable)."""
+    if getattr(exc, "pgcode", None) in _PG_CONFLICTS:
+        return True
+    code = exc.args[0] if exc.args else None  # PyMySQL: (errno, message)
+    return isinstance(code, int) and code in _MYSQL_CONFLICTS
+
+
 def forked() -> None:
     """Drop pooled connections inherited from a parent process (never share a socket)."""
     from pydal.connection import ConnectionPool
@@ -406,6 +420,7 @@ __all__ = [
     "forked",
     "integrity_errors",
     "migrate_schema",
+    "is_transaction_conflict",
     "open_db",
     "utcnow",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,15 @@ import pytest
 
 from myapp.api.app import prepare_database
 from myapp.api.config import Config, ConfigError
-from myapp.api.db import _metadata_dir, dispose, migrate_schema, open_db, table_metadata_path
+from myapp.api.db import (
+    _metadata_dir,
+    dispose,
+    is_transaction_conflict,
+    migrate_schema,
+    open_db,
+    table_metadata_path,
+    utcnow,
+)
 from myapp.api.testdb import TestDatabase
 
 STARTERS = 4
@@ -78,3 +87,44 @@ def test_a_column_added_in_a_newer_version_reaches_an_existing_database(
         assert [tuple(row) for row in rows] == [(0,)]
     finally:
         dispose(db)
+
+
+def test_a_deadlock_is_recognised_as_a_conflict(backend: TestDatabase, tmp_path: Path) -> None:
+    """Two transactions locking two rows in opposite orders: the database aborts one, and
+    is_transaction_conflict says so (the API answers 409 "retry" instead of 503 "outage")."""
+    if backend.kind == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no deadlock to detect")
+    config = Config(database_url=backend.url, data_dir=tmp_path, bcrypt_rounds=4, testing=True)
+    migrate_schema(config)
+    setup = open_db(config, pool_size=0)
+    ids = [
+        setup.login_failure.insert(throttle_key=f"deadlock:{n}", failures=0, window_end=utcnow())
+        for n in (1, 2)
+    ]
+    setup.commit()
+    dispose(setup)
+    both_locked_one = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def lock(first: int, second: int) -> None:
+        db = open_db(config, pool_size=0, autocommit=False)
+        try:
+            table = db.login_failure
+            db(table.id == first).update(failures=1)
+            both_locked_one.wait(timeout=30)
+            db(table.id == second).update(failures=2)
+            db.commit()
+        except Exception as exc:  # the one the database picks as the victim
+            errors.append(exc)
+            db.rollback()
+        finally:
+            dispose(db)
+
+    threads = [threading.Thread(target=lock, args=order) for order in (ids, ids[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(errors) == 1, errors
+    assert is_transaction_conflict(errors[0]), repr(errors[0])
+    assert not is_transaction_conflict(ValueError("not a database error"))

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
-from flask import Flask
-from werkzeug.serving import make_server  # pants: no-infer-dep (installed with flask)
 
-from myapp.api.conftest import TEST_PASSWORD, Session
+from myapp.api.conftest import TEST_PASSWORD, Session, all_at_once
 
 WRITERS = 8
-
-
-@pytest.fixture(scope="module")
-def base_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-
-
-def _all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait(timeout=30)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def _rule(base_url: str, headers: dict[str, str], cidr: str) -> dict[str, Any]:
@@ -68,7 +41,7 @@ def test_parallel_rule_updates_one_wins(
             extra = {}
         return lambda: requests.patch(url, headers={**headers, **extra}, json=body, timeout=60)
 
-    responses = _all_at_once([writer(i) for i in range(WRITERS)])
+    responses = all_at_once([writer(i) for i in range(WRITERS)])
     statuses = Counter(r.status_code for r in responses)
     loser = 412 if precondition == "if-match" else 409
     assert statuses == {200: 1, loser: WRITERS - 1}, [r.text for r in responses]
@@ -93,7 +66,7 @@ def test_parallel_creates_of_one_email_one_wins(
             f"{base_url}/api/v1/users", headers=headers, json=body, timeout=60
         )
 
-    responses = _all_at_once([creator(i) for i in range(WRITERS)])
+    responses = all_at_once([creator(i) for i in range(WRITERS)])
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 409: WRITERS - 1}, [r.text for r in responses]
     assert all(r.json()["error"]["code"] == "duplicate" for r in responses if r.status_code == 409)
@@ -110,7 +83,7 @@ def test_parallel_creates_of_one_rule_one_wins(
         "dst_port_min": 22,
         "action": "drop",
     }
-    responses = _all_at_once(
+    responses = all_at_once(
         [lambda: requests.post(f"{base_url}/api/v1/rules", headers=headers, json=body, timeout=60)]
         * WRITERS
     )

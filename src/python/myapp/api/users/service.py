@@ -75,17 +75,16 @@ def create_user(
 
 
 def _lock_active_admins(other_than: int) -> int:
-    """Count active admins except `other_than`, locking their rows where the database can."""
+    """Count active admins except `other_than`, locking every active admin's row (the target's
+    too) where the database can. Always the same rows in the same (id) order: two admins
+    stepping down at once then queue behind each other instead of deadlocking, and the second
+    counts what the first left."""
     d = db()
-    query = (
-        (d.app_user.role == "admin")
-        & (d.app_user.active == True)  # noqa: E712 - PyDAL builds SQL from ==
-        & (d.app_user.id != other_than)
-    )
-    kwargs: dict[str, Any] = {}
+    query = (d.app_user.role == "admin") & (d.app_user.active == True)  # noqa: E712 - PyDAL SQL
+    kwargs: dict[str, Any] = {"orderby": d.app_user.id}
     if state().config.db_kind != "sqlite":
         kwargs["for_update"] = True
-    return len(d(query).select(d.app_user.id, **kwargs))
+    return sum(1 for row in d(query).select(d.app_user.id, **kwargs) if row.id != other_than)
 
 
 def _last_admin(action: str) -> ApiError:
