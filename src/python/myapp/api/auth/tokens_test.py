@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from myapp.api.app import create_app
-from myapp.api.conftest import TEST_PASSWORD, Session, login, make_config
+from myapp.api.conftest import TEST_PASSWORD, Session, all_at_once, login, make_config
 from myapp.api.db import dispose
 from myapp.api.security import SCOPES_BY_ROLE
 from myapp.api.testdb import TestDatabase
@@ -117,6 +119,28 @@ def test_refresh_rotation_and_reuse_revokes_family(
     assert _me(client, login_as("maintainer").tokens["access_token"]) == (200, "")
     unknown = client.post("/api/v1/auth/refresh", json={"refresh_token": "x" * 43})
     assert unknown.status_code == 401
+
+
+def test_parallel_refreshes_of_one_token_one_wins(
+    base_url: str, login_as: Callable[[str], Session]
+) -> None:
+    """A refresh token presented several times at once: one rotation, the rest is reuse, which
+    revokes the whole session (the winner's new tokens included). Never two winners, never 5xx."""
+    session = login_as("viewer")
+    body = {"refresh_token": session.tokens["refresh_token"]}
+    responses = all_at_once(
+        [lambda: requests.post(f"{base_url}/api/v1/auth/refresh", json=body, timeout=60)] * 8
+    )
+    assert Counter(r.status_code for r in responses) == {200: 1, 401: 7}, [
+        r.text for r in responses
+    ]
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    again = requests.post(
+        f"{base_url}/api/v1/auth/refresh",
+        json={"refresh_token": winner["refresh_token"]},
+        timeout=30,
+    )
+    assert again.status_code == 401  # the family was revoked by the reuse
 
 
 def test_logout_ends_the_session(client: FlaskClient, login_as: Callable[[str], Session]) -> None:
