@@ -56,6 +56,11 @@ class Fixtures:
         body = response.get_json()
         return int(body["id"]), int(body["revision"])
 
+    def password(self, role: str) -> str:
+        if role == "admin":
+            return str(self.client.application.extensions["myapp"].config.admin_password)
+        return TEST_PASSWORD
+
     def refresh_token(self, role: str) -> str:
         return str(self.login_as("admin" if role == "anonymous" else role).tokens["refresh_token"])
 
@@ -112,6 +117,27 @@ MATRIX: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
             NO_BODY,
         ),
         _statuses(401, 422, 422, 422),
+    ),
+    ("GET", "/api/v1/auth/sessions"): (
+        lambda f, r: ("/api/v1/auth/sessions", None, NO_BODY),
+        _statuses(401, 200, 200, 200),
+    ),
+    # The right password and a session that is nobody's: 404 proves the caller got that far.
+    ("POST", "/api/v1/auth/sessions/<session_id>/end"): (
+        lambda f, r: (
+            f"/api/v1/auth/sessions/{'0' * 32}/end",
+            {"current_password": f.password(r)},
+            NO_BODY,
+        ),
+        _statuses(401, 404, 404, 404),
+    ),
+    ("POST", "/api/v1/auth/sessions/end-others"): (
+        lambda f, r: (
+            "/api/v1/auth/sessions/end-others",
+            {"current_password": f.password(r)},
+            NO_BODY,
+        ),
+        _statuses(401, 200, 200, 200),
     ),
     ("GET", "/api/v1/users"): (
         lambda f, r: ("/api/v1/users", None, NO_BODY),

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from myapp.api.schemas import RequestModel, ResponseModel
+from myapp.api.schemas import RequestModel, ResponseModel, UtcDatetime
 from myapp.api.users.schemas import Password, UserOut
 
 
@@ -39,3 +39,23 @@ class TokenOut(ResponseModel):
 
 class MeOut(UserOut):
     scopes: list[str]
+
+
+class SessionOut(ResponseModel):
+    id: str = Field(description="the session id (the `sid` claim of its access tokens)")
+    started_at: UtcDatetime = Field(description="when its login happened")
+    last_active_at: UtcDatetime = Field(description="its last login or token refresh")
+    expires_at: UtcDatetime = Field(description="when it ends unless refreshed (idle or maximum)")
+    current: bool = Field(description="the session of the token making this request")
+
+
+class SessionList(ResponseModel):
+    items: list[SessionOut]
+
+
+class ReauthenticateIn(RequestModel):
+    current_password: str = Field(min_length=1, max_length=128)
+
+
+class SessionsEndedOut(ResponseModel):
+    ended: int

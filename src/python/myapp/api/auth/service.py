@@ -11,12 +11,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydal.objects import Row
+from pydal.objects import Query, Row
 
 from myapp.api.audit.service import client_ip, record
-from myapp.api.auth.schemas import TokenOut
+from myapp.api.auth.schemas import SessionOut, TokenOut
 from myapp.api.db import utcnow
-from myapp.api.errors import ApiError, invalid_token
+from myapp.api.errors import ApiError, invalid_token, not_found
 from myapp.api.metrics import LOGINS
 from myapp.api.passwords import check_new_password
 from myapp.api.security import (
@@ -185,25 +185,28 @@ def logout(user_id: int, session_id: str, token: str | None) -> None:
     commit()
 
 
-def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
+def _reauthenticate(principal_user: Row, password: str, purpose: str) -> Row:
+    """The caller's stored row, once `password` has proved again that it is them (OWASP ASVS 4.0
+    3.7.1: sensitive changes ask for the password, not only a token).
+
+    The caller's row may come from the session cache, so the stored one is read, locked
+    (SQLite's write transaction is already exclusive) so two changes cannot interleave. A wrong
+    password is a password guess: it spends the same budgets as a failed login, so a stolen
+    access token cannot be used to guess the password faster."""
     st = state()
     d = st.db
-    # The caller's row may come from the session cache: check and bump what is stored now,
-    # locked (SQLite's write transaction is already exclusive) so two changes cannot interleave.
     lock: dict[str, Any] = {} if st.config.db_kind == "sqlite" else {"for_update": True}
     user = d(d.app_user.id == principal_user.id).select(**lock).first()
     if user is None or user.token_version != principal_user.token_version:
         raise invalid_token("Token revoked (password, role or status changed); log in again")
-    # A wrong current password is a password guess: it spends the same budgets as a failed
-    # login, so a stolen access token cannot be used to guess the password faster.
     keys = _throttle_keys(user.email)
     wait = st.throttle.retry_after(keys)
     if wait:
         rollback()
         raise _too_many(wait, "password attempts")
-    if not verify_password(current, user.password_hash):
+    if not verify_password(password, user.password_hash):
         st.throttle.failure(keys)
-        record("auth.password_change_failed", "user", user.id)
+        record("auth.reauthentication_failed", "user", user.id, {"for": purpose})
         commit()
         raise ApiError(
             422,
@@ -211,6 +214,14 @@ def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
             "Current password is incorrect",
             {"fields": {"current_password": "Current password is incorrect"}},
         )
+    st.throttle.success(keys[0])
+    return user
+
+
+def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
+    st = state()
+    d = st.db
+    user = _reauthenticate(principal_user, current, "password_change")
     check_new_password(new, user.email, "new_password")
     if current == new:
         raise ApiError(
@@ -225,8 +236,84 @@ def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
         updated_at=utcnow(),
     )
     d(d.refresh_token.user_id == user.id).update(revoked=True)
-    st.throttle.success(keys[0])
     record("auth.password_change", "user", user.id)
     result = _issue(d.app_user(user.id), new_family_id())
     commit()
     return result
+
+
+# -- sessions: a user's own, listed and ended (OWASP ASVS 4.0 3.3.4) ----------------------------
+
+
+def _live_heads(user_id: int) -> Query:
+    """Each live session's current refresh token: not spent, not revoked, not expired."""
+    rt = db().refresh_token
+    return (
+        (rt.user_id == user_id)
+        & (rt.used_at == None)  # noqa: E711 - PyDAL SQL
+        & (rt.revoked == False)  # noqa: E712
+        & (rt.expires_at > utcnow())
+    )
+
+
+def list_sessions(user_id: int, current_session: str) -> list[SessionOut]:
+    """The user's live sessions, the most recently used first."""
+    d = db()
+    rt = d.refresh_token
+    heads = d(_live_heads(user_id)).select(
+        rt.family_id, rt.created_at, rt.expires_at, orderby=~rt.created_at | ~rt.id
+    )
+    families = [row.family_id for row in heads]
+    started = rt.created_at.min()
+    first_seen = (
+        {
+            row.refresh_token.family_id: row[started]
+            for row in d(rt.family_id.belongs(families)).select(
+                rt.family_id, started, groupby=rt.family_id
+            )
+        }
+        if families
+        else {}
+    )
+    return [
+        SessionOut(
+            id=row.family_id,
+            started_at=first_seen.get(row.family_id, row.created_at),
+            last_active_at=row.created_at,
+            expires_at=row.expires_at,
+            current=row.family_id == current_session,
+        )
+        for row in heads
+    ]
+
+
+def end_session(principal_user: Row, session_id: str, password: str) -> None:
+    """End one of the caller's sessions (the current one too: that is a logout)."""
+    user = _reauthenticate(principal_user, password, "session_end")
+    d = db()
+    rt = d.refresh_token
+    ended = d(
+        (rt.family_id == session_id) & (rt.user_id == user.id) & (rt.revoked == False)  # noqa: E712
+    ).update(revoked=True)
+    if not ended:
+        rollback()
+        raise not_found(f"Session {session_id}")
+    record("auth.session_end", "session", session_id)
+    commit()
+
+
+def end_other_sessions(principal_user: Row, current_session: str, password: str) -> int:
+    """End every session of the caller but this one; how many were live."""
+    user = _reauthenticate(principal_user, password, "session_end")
+    d = db()
+    rt = d.refresh_token
+    others = [
+        row.family_id
+        for row in d(_live_heads(user.id) & (rt.family_id != current_session)).select(
+            rt.family_id, distinct=True
+        )
+    ]
+    d((rt.user_id == user.id) & (rt.family_id != current_session)).update(revoked=True)
+    record("auth.session_end_others", "user", user.id, {"ended": len(others)})
+    commit()
+    return len(others)

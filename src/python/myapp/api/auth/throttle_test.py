@@ -138,7 +138,7 @@ def test_wrong_current_passwords_spend_the_login_budget(throttled_app: Flask) ->
     assert _login(throttled_app, "admin@example.com", "admin123456!", ip="198.51.100.9")[0] == 429
     with throttled_app.app_context():
         db = throttled_app.extensions["myapp"].db
-        failed = db(db.audit_log.action == "auth.password_change_failed").count()
+        failed = db(db.audit_log.action == "auth.reauthentication_failed").count()
     assert failed == 3
 
 

@@ -6,7 +6,17 @@ from flask import Blueprint
 
 from myapp.api.auth import service
 from myapp.api.auth.principal import current_principal
-from myapp.api.auth.schemas import LoginIn, LogoutIn, MeOut, PasswordChangeIn, RefreshIn, TokenOut
+from myapp.api.auth.schemas import (
+    LoginIn,
+    LogoutIn,
+    MeOut,
+    PasswordChangeIn,
+    ReauthenticateIn,
+    RefreshIn,
+    SessionList,
+    SessionsEndedOut,
+    TokenOut,
+)
 from myapp.api.routing import AUTHENTICATED, PUBLIC, api_route
 from myapp.api.users.service import out_fields
 
@@ -82,3 +92,48 @@ def me() -> MeOut:
 def change_password(body: PasswordChangeIn) -> TokenOut:
     principal = current_principal()
     return service.change_password(principal.user, body.current_password, body.new_password)
+
+
+@api_route(
+    bp,
+    "GET",
+    "/sessions",
+    scope=AUTHENTICATED,
+    response=SessionList,
+    summary="The caller's live sessions (logins not yet ended), the most recently used first",
+)
+def list_sessions() -> SessionList:
+    principal = current_principal()
+    return SessionList(items=service.list_sessions(principal.user_id, principal.session_id))
+
+
+@api_route(
+    bp,
+    "POST",
+    "/sessions/<session_id>/end",
+    scope=AUTHENTICATED,
+    body=ReauthenticateIn,
+    status=204,
+    errors=(404, 422, 429),
+    summary="End one of the caller's sessions (password required; wrong ones count as failed "
+    "logins)",
+)
+def end_session(session_id: str, body: ReauthenticateIn) -> None:
+    principal = current_principal()
+    service.end_session(principal.user, session_id, body.current_password)
+
+
+@api_route(
+    bp,
+    "POST",
+    "/sessions/end-others",
+    scope=AUTHENTICATED,
+    body=ReauthenticateIn,
+    response=SessionsEndedOut,
+    errors=(422, 429),
+    summary="End every session of the caller but this one (password required)",
+)
+def end_other_sessions(body: ReauthenticateIn) -> SessionsEndedOut:
+    principal = current_principal()
+    ended = service.end_other_sessions(principal.user, principal.session_id, body.current_password)
+    return SessionsEndedOut(ended=ended)
