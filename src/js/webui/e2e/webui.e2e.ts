@@ -422,6 +422,31 @@ function suite() {
     }
   });
 
+  it("a user ends their other session from the profile page", async () => {
+    const who = { email: `sessions-${run}@example.com`, password: PASSWORD };
+    expect((await admin.call("POST", "/users", { ...who, full_name: "Two Browsers", role: "viewer" })).status).toBe(201);
+    const a = await newPage();
+    const b = await newPage();
+    try {
+      await signIn(b.page, who, "/rules");
+      await signIn(a.page, who, "/profile?tab=sessions");
+      const rows = a.page.locator(".tabs table tbody tr");
+      await expect.poll(() => rows.count()).toBe(2);
+      await a.page.getByText("This session").waitFor();
+      await shot(a.page, "viewer-profile-sessions");
+      await a.page.getByLabel("Your password, to end sessions").fill(who.password);
+      await a.page.getByRole("button", { name: "End", exact: true }).click();
+      await a.page.getByText("The session has ended.").waitFor();
+      await expect.poll(() => rows.count()).toBe(1);
+
+      await b.page.getByRole("link", { name: "Dashboard", exact: true }).click();
+      await b.page.getByText("Your session has ended. Please sign in again.").waitFor();
+    } finally {
+      await a.context.close();
+      await b.context.close();
+    }
+  });
+
   it("an expired access token is refreshed silently", async () => {
     const { page, seen } = early;
     // The one wait on the clock: the token must really expire (the API's minimum TTL is 30 s, and

@@ -235,4 +235,36 @@ describe("profile", () => {
     await waitFor(() => expect(screen.getByLabelText("Current password")).toHaveAccessibleDescription("Current password is incorrect"));
     expect(screen.getByLabelText("New password")).toHaveValue("a-brand-new-password");
   });
+
+  it("lists the sessions and ends the others with the password", async () => {
+    const user = userEvent.setup();
+    at("/profile?tab=sessions");
+    const mine = { id: "a".repeat(32), started_at: "2026-11-30T08:00:00Z", last_active_at: "2026-11-30T09:00:00Z", expires_at: "2026-11-30T20:00:00Z", current: true };
+    const other = { ...mine, id: "b".repeat(32), current: false };
+    let live = [mine, other];
+    const { api, calls } = fakeApi("viewer", {
+      "GET /api/v1/auth/sessions": () => [200, { items: live }],
+      "POST /api/v1/auth/sessions/end-others": (body) => {
+        if ((body as { current_password: string }).current_password !== "my-password-123") {
+          return [422, { error: { code: "validation_error", message: "Current password is incorrect", details: { fields: { current_password: "Current password is incorrect" } } } }];
+        }
+        live = [mine];
+        return [200, { ended: 1 }];
+      },
+    });
+    render(<App api={api} />);
+    expect(await screen.findByText("This session")).toBeInTheDocument();
+    const endOthers = screen.getByRole("button", { name: "End all other sessions" });
+    await user.click(endOthers);
+    expect(screen.getByText("Enter your current password to end sessions.")).toBeInTheDocument();
+    expect(calls.some((c) => c.path.endsWith("/end-others"))).toBe(false);
+    await user.type(screen.getByLabelText("Your password, to end sessions"), "wrong-password-1");
+    await user.click(endOthers);
+    expect(await screen.findByText("Current password is incorrect")).toBeInTheDocument();
+    await user.clear(screen.getByLabelText("Your password, to end sessions"));
+    await user.type(screen.getByLabelText("Your password, to end sessions"), "my-password-123");
+    await user.click(endOthers);
+    expect(await screen.findByText("1 other session has ended.")).toBeInTheDocument();
+    expect(await screen.findByText("No other session: you are signed in here only.")).toBeInTheDocument();
+  });
 });

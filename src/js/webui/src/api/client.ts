@@ -15,6 +15,7 @@ import type {
   Page,
   Rule,
   RuleInput,
+  SessionInfo,
   TokenResponse,
   User,
   UserCreate,
@@ -202,6 +203,17 @@ export class ApiClient {
       body: { current_password, new_password },
     });
     return this.setTokens(tokens);
+  }
+
+  // --- the caller's sessions ---
+  async listSessions(): Promise<SessionInfo[]> {
+    return (await this.json<{ items: SessionInfo[] }>("GET", "/auth/sessions")).items;
+  }
+  endSession(id: string, current_password: string): Promise<void> {
+    return this.json("POST", `/auth/sessions/${encodeURIComponent(id)}/end`, { body: { current_password } });
+  }
+  async endOtherSessions(current_password: string): Promise<number> {
+    return (await this.json<{ ended: number }>("POST", "/auth/sessions/end-others", { body: { current_password } })).ended;
   }
 
   // --- users ---

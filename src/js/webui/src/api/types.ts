@@ -11,6 +11,7 @@ export type UserPatch = Partial<S["UserPatch"]>;
 export type Rule = S["RuleOut"];
 export type RuleInput = S["RuleCreate"];
 export type AuditEvent = S["AuditOut"];
+export type SessionInfo = S["SessionOut"];
 export type FastpathStatus = S["FastpathStatus"];
 export type FastpathStats = S["FastpathStats"];
 /** The API documents these as free-form objects (they mirror the agent's gRPC messages). */
