@@ -150,6 +150,31 @@ describe("users form", () => {
     });
   });
 
+  it("signs a user out everywhere from their edit form", async () => {
+    const user = userEvent.setup();
+    at("/users");
+    const other = { ...userOf("viewer", 2), email: "other@example.com" };
+    const live = { id: "c".repeat(32), started_at: "2026-11-30T08:00:00Z", last_active_at: "2026-11-30T09:00:00Z", expires_at: "2026-11-30T20:00:00Z", current: false };
+    let sessions = [live, { ...live, id: "d".repeat(32) }];
+    const { api, calls } = fakeApi("admin", {
+      "GET /api/v1/users": () => [200, { items: [userOf("admin"), other], total: 2, page: 1, per_page: 20 }],
+      "GET /api/v1/users/2/sessions": () => [200, { items: sessions }],
+      "POST /api/v1/users/2/sessions/end": () => {
+        sessions = [];
+        return [200, { ended: 2 }];
+      },
+    });
+    render(<App api={api} />);
+    await user.click(await screen.findByRole("button", { name: "Edit other@example.com" }));
+    const form = screen.getByRole("form", { name: "Edit other@example.com" });
+    expect(await within(form).findByText(/Signed in: 2 sessions\./)).toBeInTheDocument();
+    await user.click(within(form).getByRole("button", { name: "Sign out everywhere" }));
+    expect(await within(form).findByText("2 sessions ended.")).toBeInTheDocument();
+    expect(await within(form).findByText(/Signed in: 0 sessions\./)).toBeInTheDocument();
+    expect(within(form).getByRole("button", { name: "Sign out everywhere" })).toBeDisabled();
+    expect(calls.filter((c) => c.path === "/api/v1/users/2/sessions/end")).toHaveLength(1);
+  });
+
   it("asks before deleting and reports the API's refusal", async () => {
     const user = userEvent.setup();
     at("/users");

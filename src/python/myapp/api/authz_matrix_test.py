@@ -139,6 +139,14 @@ MATRIX: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         ),
         _statuses(401, 200, 200, 200),
     ),
+    ("GET", "/api/v1/users/<int:user_id>/sessions"): (
+        lambda f, r: (f"/api/v1/users/{f.user()}/sessions", None, NO_BODY),
+        _statuses(401, 403, 403, 200),
+    ),
+    ("POST", "/api/v1/users/<int:user_id>/sessions/end"): (
+        lambda f, r: (f"/api/v1/users/{f.user()}/sessions/end", None, NO_BODY),
+        _statuses(401, 403, 403, 200),
+    ),
     ("GET", "/api/v1/users"): (
         lambda f, r: ("/api/v1/users", None, NO_BODY),
         _statuses(401, 403, 403, 200),

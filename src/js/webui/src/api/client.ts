@@ -217,6 +217,12 @@ export class ApiClient {
   }
 
   // --- users ---
+  async listUserSessions(id: number): Promise<SessionInfo[]> {
+    return (await this.json<{ items: SessionInfo[] }>("GET", `/users/${id}/sessions`)).items;
+  }
+  async endUserSessions(id: number): Promise<number> {
+    return (await this.json<{ ended: number }>("POST", `/users/${id}/sessions/end`)).ended;
+  }
   listUsers(query: ListQuery): Promise<Page<User>> {
     return this.json("GET", "/users", { query });
   }

@@ -90,6 +90,7 @@ function CreateUserForm({ onDone, onCancel }: { onDone(user: User): void; onCanc
 
 function EditUserForm({ user, onDone, onCancel }: { user: User; onDone(user: User): void; onCancel(): void }) {
   const { api } = useSession();
+  const { user: me } = useUser();
   const form = useForm<{ full_name: string; role: string; active: boolean }>(
     { full_name: user.full_name, role: user.role, active: user.active },
     EDIT_RULES,
@@ -113,6 +114,7 @@ function EditUserForm({ user, onDone, onCancel }: { user: User; onDone(user: Use
       />
       <SelectField label="Role" value={form.values.role} options={ROLE_OPTIONS} error={form.errors.role} onChange={(v) => form.set("role", v)} />
       <CheckboxField label="Active" checked={form.values.active} onChange={(v) => form.set("active", v)} />
+      {user.id !== me.id && <UserSessions user={user} />}
       <div className="form__actions">
         <button type="button" className="btn" onClick={onCancel}>
           Cancel
@@ -122,6 +124,41 @@ function EditUserForm({ user, onDone, onCancel }: { user: User; onDone(user: Use
         </button>
       </div>
     </form>
+  );
+}
+
+/** How many sessions a user has, and "sign out everywhere" (a lost laptop, a leaked password). */
+function UserSessions({ user }: { user: User }) {
+  const { api } = useSession();
+  const sessions = useResource(() => api.listUserSessions(user.id), [api, user.id]);
+  const [ended, setEnded] = useState<number | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const count = sessions.data?.length;
+  const signOut = async () => {
+    setBusy(true);
+    setProblem(null);
+    try {
+      setEnded(await api.endUserSessions(user.id));
+      sessions.reload();
+    } catch (err) {
+      setProblem(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="field">
+      <p>
+        {count === undefined ? "Sessions: …" : count === 1 ? "Signed in: 1 session." : `Signed in: ${count} sessions.`}{" "}
+        <button type="button" className="btn btn--small btn--danger" disabled={busy || !count} onClick={signOut}>
+          Sign out everywhere
+        </button>
+      </p>
+      {ended !== null && <Alert kind="success">{ended === 1 ? "1 session ended." : `${ended} sessions ended.`}</Alert>}
+      {problem && <Alert>{problem}</Alert>}
+      {sessions.error && <Alert>{sessions.error.message}</Alert>}
+    </div>
   );
 }
 

@@ -317,3 +317,14 @@ def end_other_sessions(principal_user: Row, current_session: str, password: str)
     record("auth.session_end_others", "user", user.id, {"ended": len(others)})
     commit()
     return len(others)
+
+
+def end_all_sessions(user_id: int) -> int:
+    """An admin signs a user out everywhere (a lost laptop, a leaked token): how many sessions
+    were live. Their access tokens stop working at once (the per-request session check)."""
+    d = db()
+    rt = d.refresh_token
+    live = len(d(_live_heads(user_id)).select(rt.family_id, distinct=True))
+    d((rt.user_id == user_id) & (rt.revoked == False)).update(revoked=True)  # noqa: E712
+    record("user.sessions_end", "user", user_id, {"ended": live})
+    return live

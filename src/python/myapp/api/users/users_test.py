@@ -480,3 +480,27 @@ def test_the_audit_log_filters_sorts_and_refuses_bad_parameters(
     for bad in ("sort=details", "actor_id=0", "per_page=500", "action=" + "a" * 65):
         response = client.get(f"/api/v1/audit?{bad}", headers=admin.headers)
         _error(response, 422, "validation_error")
+
+
+# --- signing a user out everywhere --------------------------------------------------------------
+
+
+def test_an_admin_sees_and_ends_a_users_sessions(client: FlaskClient, login_as: LoginAs) -> None:
+    admin = login_as("admin")
+    user, laptop = _sign_in(client, admin)
+    phone = login(client, user["email"], TEST_PASSWORD)
+    path = f"/api/v1/users/{user['id']}/sessions"
+    listed = client.get(path, headers=admin.headers).get_json()["items"]
+    assert len(listed) == 2 and not any(item["current"] for item in listed)
+    ended = client.post(f"{path}/end", headers=admin.headers)
+    assert ended.status_code == 200 and ended.get_json() == {"ended": 2}
+    for session in (laptop, phone):
+        assert _me(client, session) == 401 and _refresh(client, session) == 401
+    assert client.get(path, headers=admin.headers).get_json()["items"] == []
+    entries = _audit(client, admin, action="user.sessions_end", q=str(user["id"]))
+    assert [entry["details"] for entry in entries] == [{"ended": 2}]
+    assert _me(client, login(client, user["email"], TEST_PASSWORD)) == 200  # may sign in again
+    _error(client.get("/api/v1/users/987654321/sessions", headers=admin.headers), 404, "not_found")
+    _error(
+        client.post("/api/v1/users/987654321/sessions/end", headers=admin.headers), 404, "not_found"
+    )

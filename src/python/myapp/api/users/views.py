@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from myapp.api.auth import service as auth_service
+from myapp.api.auth.principal import current_principal
+from myapp.api.auth.schemas import SessionList, SessionsEndedOut
 from myapp.api.listing import fetch_page
 from myapp.api.routing import Reply, api_route
 from myapp.api.state import commit, db
@@ -117,3 +120,34 @@ def patch_user(user_id: int, body: UserPatch) -> UserOut:
 def delete_user(user_id: int) -> None:
     service.delete_user(service.get_user(user_id))
     commit()
+
+
+@api_route(
+    bp,
+    "GET",
+    "/<int:user_id>/sessions",
+    scope="users:read",
+    response=SessionList,
+    errors=(404,),
+    summary="A user's live sessions, the most recently used first",
+)
+def list_user_sessions(user_id: int) -> SessionList:
+    user = service.get_user(user_id)
+    principal = current_principal()
+    current = principal.session_id if principal.user_id == user.id else ""
+    return SessionList(items=auth_service.list_sessions(user.id, current))
+
+
+@api_route(
+    bp,
+    "POST",
+    "/<int:user_id>/sessions/end",
+    scope="users:write",
+    response=SessionsEndedOut,
+    errors=(404,),
+    summary="Sign a user out everywhere: every session of theirs ends",
+)
+def end_user_sessions(user_id: int) -> SessionsEndedOut:
+    ended = auth_service.end_all_sessions(service.get_user(user_id).id)
+    commit()
+    return SessionsEndedOut(ended=ended)
