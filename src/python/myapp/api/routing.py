@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,6 +21,7 @@ from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ValidationError
 
 from myapp.api.auth.principal import authenticate
+from myapp.api.db import is_transaction_conflict
 from myapp.api.errors import (
     ApiError,
     bad_request,
@@ -25,7 +29,7 @@ from myapp.api.errors import (
     forbidden,
     validation_error,
 )
-from myapp.api.state import begin
+from myapp.api.state import begin, rollback
 
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
@@ -111,15 +115,40 @@ def api_route(
                 kwargs["query"] = _parse_query(query)
             if body is not None:
                 kwargs["body"] = _parse_body(body, body_optional)
-            if spec.method != "GET":
-                begin()  # a write request is one transaction; handlers commit() on success
-            result = handler(**kwargs)
+            # A write request is one transaction, run again if the database aborts it.
+            run = handler if spec.method == "GET" else functools.partial(_in_transaction, handler)
+            result = run(**kwargs)
             return _to_response(result, status)
 
         bp.add_url_rule(path, endpoint=handler.__name__, view_func=view, methods=[method.upper()])
         return handler
 
     return decorator
+
+
+log = logging.getLogger(__name__)
+
+# Tries of a write request the database aborted in favour of a simultaneous one.
+CONFLICT_TRIES = 3
+
+
+def _in_transaction(handler: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a write request as one transaction (handlers commit() on success).
+
+    When the database aborts it so that a simultaneous transaction can finish (a deadlock, a
+    serialization failure), nothing of it was kept: it runs again, after a short random pause so
+    the two do not meet the same way twice. The client sees a 409 only if that keeps happening."""
+    for attempt in range(1, CONFLICT_TRIES + 1):
+        begin()
+        try:
+            return handler(**kwargs)
+        except Exception as exc:
+            if attempt == CONFLICT_TRIES or not is_transaction_conflict(exc):
+                raise
+            rollback()
+            log.info("transaction conflict (try %d of %d), again: %s", attempt, CONFLICT_TRIES, exc)
+            time.sleep(random.uniform(0.001, 0.02) * attempt)  # noqa: S311 - jitter, not security
+    raise AssertionError("unreachable")
 
 
 def _parse_query(model: type[BaseModel]) -> BaseModel:

@@ -169,10 +169,24 @@ def refresh(token: str) -> TokenOut:
     return result
 
 
+def _revoke(condition: Query) -> int:
+    """Revoke the live refresh tokens matching `condition`; how many there were.
+
+    The rows are locked first. A refresh in one of these sessions at this very moment holds its
+    parent token's row until it commits, so the lock waits for it, and the UPDATE (a new
+    statement, so it sees the child token that refresh just wrote) revokes the child too.
+    Without the lock PostgreSQL's UPDATE would not see the child and leave the session alive."""
+    d = db()
+    rt = d.refresh_token
+    if state().config.db_kind != "sqlite":  # SQLite runs one writer at a time anyway
+        d(condition).select(rt.id, for_update=True)
+    return d(condition & (rt.revoked == False)).update(revoked=True)  # noqa: E712
+
+
 def logout(user_id: int, session_id: str, token: str | None) -> None:
     d = db()
     rt = d.refresh_token
-    d((rt.family_id == session_id) & (rt.user_id == user_id)).update(revoked=True)
+    _revoke((rt.family_id == session_id) & (rt.user_id == user_id))
     if token:
         family = (
             d((rt.token_hash == hash_refresh_token(token)) & (rt.user_id == user_id))
@@ -180,23 +194,23 @@ def logout(user_id: int, session_id: str, token: str | None) -> None:
             .first()
         )
         if family is not None:
-            d(rt.family_id == family.family_id).update(revoked=True)
+            _revoke(rt.family_id == family.family_id)
     record("auth.logout", "session", session_id)
     commit()
 
 
-def _reauthenticate(principal_user: Row, password: str, purpose: str) -> Row:
+def _reauthenticate(principal_user: Row, password: str, purpose: str, *, lock: bool = False) -> Row:
     """The caller's stored row, once `password` has proved again that it is them (OWASP ASVS 4.0
     3.7.1: sensitive changes ask for the password, not only a token).
 
-    The caller's row may come from the session cache, so the stored one is read, locked
-    (SQLite's write transaction is already exclusive) so two changes cannot interleave. A wrong
-    password is a password guess: it spends the same budgets as a failed login, so a stolen
-    access token cannot be used to guess the password faster."""
+    The caller's row may come from the session cache, so the stored one is read; with `lock`,
+    locked (SQLite's write transaction is already exclusive) so that two changes of it cannot
+    interleave. A wrong password is a password guess: it spends the same budgets as a failed
+    login, so a stolen access token cannot be used to guess the password faster."""
     st = state()
     d = st.db
-    lock: dict[str, Any] = {} if st.config.db_kind == "sqlite" else {"for_update": True}
-    user = d(d.app_user.id == principal_user.id).select(**lock).first()
+    locking: dict[str, Any] = {"for_update": True} if lock and st.config.db_kind != "sqlite" else {}
+    user = d(d.app_user.id == principal_user.id).select(**locking).first()
     if user is None or user.token_version != principal_user.token_version:
         raise invalid_token("Token revoked (password, role or status changed); log in again")
     keys = _throttle_keys(user.email)
@@ -221,7 +235,7 @@ def _reauthenticate(principal_user: Row, password: str, purpose: str) -> Row:
 def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
     st = state()
     d = st.db
-    user = _reauthenticate(principal_user, current, "password_change")
+    user = _reauthenticate(principal_user, current, "password_change", lock=True)
     check_new_password(new, user.email, "new_password")
     if current == new:
         raise ApiError(
@@ -290,11 +304,8 @@ def list_sessions(user_id: int, current_session: str) -> list[SessionOut]:
 def end_session(principal_user: Row, session_id: str, password: str) -> None:
     """End one of the caller's sessions (the current one too: that is a logout)."""
     user = _reauthenticate(principal_user, password, "session_end")
-    d = db()
-    rt = d.refresh_token
-    ended = d(
-        (rt.family_id == session_id) & (rt.user_id == user.id) & (rt.revoked == False)  # noqa: E712
-    ).update(revoked=True)
+    rt = db().refresh_token
+    ended = _revoke((rt.family_id == session_id) & (rt.user_id == user.id))
     if not ended:
         rollback()
         raise not_found(f"Session {session_id}")
@@ -313,7 +324,7 @@ def end_other_sessions(principal_user: Row, current_session: str, password: str)
             rt.family_id, distinct=True
         )
     ]
-    d((rt.user_id == user.id) & (rt.family_id != current_session)).update(revoked=True)
+    _revoke((rt.user_id == user.id) & (rt.family_id != current_session))
     record("auth.session_end_others", "user", user.id, {"ended": len(others)})
     commit()
     return len(others)
@@ -325,6 +336,6 @@ def end_all_sessions(user_id: int) -> int:
     d = db()
     rt = d.refresh_token
     live = len(d(_live_heads(user_id)).select(rt.family_id, distinct=True))
-    d((rt.user_id == user_id) & (rt.revoked == False)).update(revoked=True)  # noqa: E712
+    _revoke(rt.user_id == user_id)
     record("user.sessions_end", "user", user_id, {"ended": live})
     return live

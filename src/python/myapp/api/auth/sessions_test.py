@@ -8,10 +8,11 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from myapp.api.conftest import TEST_PASSWORD, Session, login
+from myapp.api.conftest import TEST_PASSWORD, Session, all_at_once, login
 
 
 def _user(client: FlaskClient, login_as: Callable[[str], Session]) -> str:
@@ -157,3 +158,40 @@ def test_bad_bodies_are_422(
     assert (
         response.status_code == 422 and response.get_json()["error"]["code"] == "validation_error"
     )
+
+
+def test_a_session_ended_while_it_refreshes_stays_ended(
+    base_url: str, client: FlaskClient, login_as: Callable[[str], Session]
+) -> None:
+    """The refresh may win or lose, but no token it hands out may outlive the end: ending a
+    session locks the session's tokens first, so a child being written is waited for and ended
+    too (without that lock, PostgreSQL's UPDATE would not see the child and leave it alive)."""
+    email = _user(client, login_as)
+    mine = login(client, email, TEST_PASSWORD)
+    alive_after_end = []
+    for attempt in range(20):
+        target = login(client, email, TEST_PASSWORD)
+        refresh_body = {"refresh_token": target.tokens["refresh_token"]}
+        end_url = f"{base_url}/api/v1/auth/sessions/{_sid(target)}/end"
+        refreshed, ended = all_at_once(
+            [
+                lambda body=refresh_body: requests.post(  # type: ignore[misc]
+                    f"{base_url}/api/v1/auth/refresh", json=body, timeout=30
+                ),
+                lambda url=end_url: requests.post(  # type: ignore[misc]
+                    url, headers=mine.headers, json={"current_password": TEST_PASSWORD}, timeout=30
+                ),
+            ]
+        )
+        assert ended.status_code == 204, ended.text
+        assert refreshed.status_code in (200, 401), refreshed.text
+        if refreshed.status_code == 200:
+            token = refreshed.json()["access_token"]
+            me = requests.get(
+                f"{base_url}/api/v1/auth/me",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            if me.status_code == 200:
+                alive_after_end.append(attempt)
+    assert alive_after_end == []
