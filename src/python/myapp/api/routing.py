@@ -136,14 +136,17 @@ def _in_transaction(handler: Callable[..., Any], **kwargs: Any) -> Any:
     """Run a write request as one transaction (handlers commit() on success).
 
     When the database aborts it so that a simultaneous transaction can finish (a deadlock, a
-    serialization failure), nothing of it was kept: it runs again, after a short random pause so
-    the two do not meet the same way twice. The client sees a 409 only if that keeps happening."""
+    serialization failure) before the handler committed, nothing of it was kept: it runs again,
+    after a short random pause so the two do not meet the same way twice. The client sees a 409
+    only if that keeps happening. (After a commit, a conflict is not retried: that would redo
+    what was committed.)"""
     for attempt in range(1, CONFLICT_TRIES + 1):
         begin()
         try:
             return handler(**kwargs)
         except Exception as exc:
-            if attempt == CONFLICT_TRIES or not is_transaction_conflict(exc):
+            uncommitted = bool(g.get("tx_open"))
+            if attempt == CONFLICT_TRIES or not uncommitted or not is_transaction_conflict(exc):
                 raise
             rollback()
             log.info("transaction conflict (try %d of %d), again: %s", attempt, CONFLICT_TRIES, exc)
