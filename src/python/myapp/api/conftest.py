@@ -70,13 +70,20 @@ def make_config(database: TestDatabase, **overrides: Any) -> Config:
     return base.with_overrides(**overrides)
 
 
-@pytest.fixture(scope="module")
-def app(backend: TestDatabase) -> Iterator[Flask]:
-    application = create_app(make_config(backend))
+@contextlib.contextmanager
+def running_app(config: Config) -> Iterator[Flask]:
+    """The API app for `config`; its database connections are closed afterwards."""
+    application = create_app(config)
     try:
         yield application
     finally:
         dispose(application.extensions["myapp"].db)
+
+
+@pytest.fixture(scope="module")
+def app(backend: TestDatabase) -> Iterator[Flask]:
+    with running_app(make_config(backend)) as application:
+        yield application
 
 
 @pytest.fixture()
@@ -136,10 +143,10 @@ def login_as(app: Flask) -> Callable[[str], Session]:
     return _login
 
 
-@pytest.fixture(scope="module")
-def base_url(app: Flask) -> Iterator[str]:
-    """The module's app behind a real threaded HTTP server (for requests that must overlap)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+@contextlib.contextmanager
+def serving(wsgi_app: Any, port: int = 0) -> Iterator[str]:
+    """`wsgi_app` behind a real threaded HTTP server on loopback; yields its base URL."""
+    server = make_server("127.0.0.1", port, wsgi_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -147,6 +154,13 @@ def base_url(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(app: Flask) -> Iterator[str]:
+    """The module's app behind a real threaded HTTP server (for requests that must overlap)."""
+    with serving(app) as url:
+        yield url
 
 
 def all_at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:

@@ -10,9 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from myapp.api.app import create_app
-from myapp.api.conftest import make_config
-from myapp.api.db import dispose
+from myapp.api.conftest import make_config, running_app
 from myapp.api.docs import ASSET_PATHS, DOCS_CSP, INIT_PATH, SWAGGER_UI_VERSION, SwaggerUiFiles
 from myapp.api.testdb import create_test_database
 
@@ -20,11 +18,8 @@ from myapp.api.testdb import create_test_database
 @pytest.fixture(scope="module")
 def docs_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     database = create_test_database("sqlite", tmp_path_factory.mktemp("docs"))
-    application = create_app(make_config(database))
-    try:
+    with running_app(make_config(database)) as application:
         yield application
-    finally:
-        dispose(application.extensions["myapp"].db)
 
 
 @pytest.fixture()

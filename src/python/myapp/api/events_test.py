@@ -8,7 +8,6 @@ import contextlib
 import json
 import queue
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,12 +17,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
-from werkzeug.serving import make_server  # pants: no-infer-dep (Flask brings werkzeug)
 
 from myapp.api.app import create_app
 from myapp.api.audit.service import record
 from myapp.api.config import Config, ConfigError
-from myapp.api.conftest import login, make_config
+from myapp.api.conftest import login, make_config, serving
 from myapp.api.db import dispose, utcnow
 from myapp.api.events import EVENTS, WAITING, EventForwarder
 from myapp.api.state import begin, commit, rollback
@@ -49,15 +47,10 @@ def _running_connector(receiver: Receiver, port: int = 0) -> Iterator[str]:  # n
     )
     registry = CollectorRegistry()
     deliverer = Deliverer(config, registry)
-    server = make_server(
-        "127.0.0.1", port, create_connector(config, deliverer, registry), threaded=True
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serving(create_connector(config, deliverer, registry), port) as url:
+            yield url
     finally:
-        server.shutdown()
         deliverer.stop()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from werkzeug.serving import make_server  # pants: no-infer-dep (installed with flask)
 
-from myapp.api.app import create_app
-from myapp.api.conftest import make_config
-from myapp.api.db import dispose
+from myapp.api.conftest import make_config, running_app, serving
 from myapp.api.openapi import build_openapi
 from myapp.api.routing import ROUTES
 from myapp.api.testdb import create_test_database
@@ -43,11 +39,10 @@ def fuzz_app() -> Iterator[Flask]:
         login_max_failures_account=1_000_000,
         login_max_failures_ip=1_000_000,
     )
-    application = create_app(config)
     try:
-        yield application
+        with running_app(config) as application:
+            yield application
     finally:
-        dispose(application.extensions["myapp"].db)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -61,14 +56,8 @@ def admin_headers(fuzz_app: Flask) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(fuzz_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, fuzz_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serving(fuzz_app) as url:
+        yield url
 
 
 # The document depends only on the route table (importing `app` registers every route), so the

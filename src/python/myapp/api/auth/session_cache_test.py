@@ -18,7 +18,14 @@ from flask.testing import FlaskClient
 from myapp.api.app import create_app
 from myapp.api.auth import principal
 from myapp.api.auth.session_cache import SessionCache, listen
-from myapp.api.conftest import TEST_PASSWORD, Session, login, make_config, throwaway_database
+from myapp.api.conftest import (
+    TEST_PASSWORD,
+    Session,
+    login,
+    make_config,
+    running_app,
+    throwaway_database,
+)
 from myapp.api.db import dispose
 from myapp.api.security import TokenError, TokenService
 from myapp.api.testdb import TestDatabase
@@ -130,11 +137,8 @@ def postgres() -> Iterator[TestDatabase]:
 @pytest.fixture(scope="module")
 def app(postgres: TestDatabase) -> Iterator[Flask]:
     # A lifetime far longer than the test: only notifications can end a cached session.
-    application = create_app(make_config(postgres, auth_cache_seconds=300))
-    try:
+    with running_app(make_config(postgres, auth_cache_seconds=300)) as application:
         yield application
-    finally:
-        dispose(application.extensions["myapp"].db)
 
 
 @pytest.fixture()

@@ -16,9 +16,14 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from myapp.api.app import create_app
-from myapp.api.conftest import TEST_PASSWORD, Session, all_at_once, login, make_config
-from myapp.api.db import dispose
+from myapp.api.conftest import (
+    TEST_PASSWORD,
+    Session,
+    all_at_once,
+    login,
+    make_config,
+    running_app,
+)
 from myapp.api.security import SCOPES_BY_ROLE
 from myapp.api.testdb import TestDatabase
 
@@ -225,8 +230,7 @@ def test_a_session_ends_at_its_maximum_lifetime_however_much_it_is_used(
     backend: TestDatabase,
 ) -> None:
     """ASVS 3.3.2: refreshing keeps a session alive only up to SESSION_MAX_SECONDS after login."""
-    app = create_app(make_config(backend, session_max_seconds=2))
-    try:
+    with running_app(make_config(backend, session_max_seconds=2)) as app:
         client = app.test_client()
         config = app.extensions["myapp"].config
         started = time.monotonic()
@@ -242,8 +246,6 @@ def test_a_session_ends_at_its_maximum_lifetime_however_much_it_is_used(
         # Logging in again starts a new session.
         again = login(client, config.admin_email, config.admin_password).tokens
         assert _refresh(client, again["refresh_token"]).status_code == 200
-    finally:
-        dispose(app.extensions["myapp"].db)
 
 
 def test_a_session_from_before_the_limit_starts_it_at_its_next_refresh(
