@@ -316,26 +316,29 @@ def end_session(principal_user: Row, session_id: str, password: str) -> None:
 def end_other_sessions(principal_user: Row, current_session: str, password: str) -> int:
     """End every session of the caller but this one; how many were live."""
     user = _reauthenticate(principal_user, password, "session_end")
-    d = db()
-    rt = d.refresh_token
-    others = [
-        row.family_id
-        for row in d(_live_heads(user.id) & (rt.family_id != current_session)).select(
-            rt.family_id, distinct=True
-        )
-    ]
-    _revoke((rt.user_id == user.id) & (rt.family_id != current_session))
-    record("auth.session_end_others", "user", user.id, {"ended": len(others)})
+    ended = _end_sessions(user.id, db().refresh_token.family_id != current_session)
+    record("auth.session_end_others", "user", user.id, {"ended": ended})
     commit()
-    return len(others)
+    return ended
 
 
 def end_all_sessions(user_id: int) -> int:
     """An admin signs a user out everywhere (a lost laptop, a leaked token): how many sessions
     were live. Their access tokens stop working at once (the per-request session check)."""
+    ended = _end_sessions(user_id)
+    record("user.sessions_end", "user", user_id, {"ended": ended})
+    return ended
+
+
+def _end_sessions(user_id: int, condition: Query | None = None) -> int:
+    """Revoke the user's tokens (those matching `condition`); how many live sessions ended."""
     d = db()
     rt = d.refresh_token
-    live = len(d(_live_heads(user_id)).select(rt.family_id, distinct=True))
-    _revoke(rt.user_id == user_id)
-    record("user.sessions_end", "user", user_id, {"ended": live})
-    return live
+    mine = rt.user_id == user_id
+    live = _live_heads(user_id)
+    if condition is not None:
+        mine &= condition
+        live &= condition
+    ended = d(live).count(distinct=rt.family_id)
+    _revoke(mine)
+    return ended
