@@ -15,9 +15,10 @@ import io
 import tarfile
 import threading
 from dataclasses import dataclass
-from importlib import resources
 
 from flask import Blueprint, Response, request
+
+from myapp.common.package_data import find_package_file
 
 SWAGGER_UI_VERSION = "5.35.0"  # keep in step with the `swagger-ui` resource in BUILD
 _TARBALL = f"swagger-ui-dist-{SWAGGER_UI_VERSION}.tgz"
@@ -95,7 +96,9 @@ class SwaggerUiFiles:
         return self._assets[name]
 
     def _load(self) -> dict[str, Asset]:
-        data = resources.files(self._package).joinpath(self._tarball).read_bytes()
+        data = find_package_file(
+            self._package, self._tarball, "build through Pants (src/python/myapp/api:swagger-ui)"
+        ).read_bytes()
         assets: dict[str, Asset] = {}
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             for name, content_type in _ASSET_TYPES.items():
