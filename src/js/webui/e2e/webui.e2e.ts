@@ -84,6 +84,26 @@ function suite() {
     await page.getByRole("navigation", { name: "Main" }).waitFor();
   }
 
+  /** A new viewer signed in from two browsers, `b` first; both are closed after `use`. */
+  async function inTwoBrowsers(
+    name: string,
+    paths: { a: string; b: string },
+    use: (a: Page, b: Page, who: { email: string; password: string }) => Promise<void>,
+  ): Promise<void> {
+    const who = { email: `${name}-${run}@example.com`, password: PASSWORD };
+    expect((await admin.call("POST", "/users", { ...who, full_name: name, role: "viewer" })).status).toBe(201);
+    const a = await newPage();
+    const b = await newPage();
+    try {
+      await signIn(b.page, who, paths.b);
+      await signIn(a.page, who, paths.a);
+      await use(a.page, b.page, who);
+    } finally {
+      await a.context.close();
+      await b.context.close();
+    }
+  }
+
   async function shot(page: Page, name: string): Promise<void> {
     await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   }
@@ -387,64 +407,46 @@ function suite() {
   });
 
   it("a password change ends the other session", async () => {
-    const who = { email: `pw-${run}@example.com`, password: PASSWORD };
-    expect((await admin.call("POST", "/users", { ...who, full_name: "Password Changer", role: "viewer" })).status).toBe(201);
-    const a = await newPage();
-    const b = await newPage();
-    try {
-      await signIn(a.page, who, "/profile");
-      await signIn(b.page, who, "/rules");
+    await inTwoBrowsers("pw", { a: "/profile", b: "/rules" }, async (a, b, who) => {
       // A common password is refused by the API; the form says why, under the field.
-      await a.page.getByLabel("Current password").fill(who.password);
-      await a.page.getByLabel("New password", { exact: true }).fill("qwerty123456");
-      await a.page.getByLabel("Repeat new password").fill("qwerty123456");
-      await a.page.getByRole("button", { name: "Change password" }).click();
-      await a.page.getByText("This is one of the most commonly used passwords; choose another").waitFor();
-      await a.page.getByLabel("Current password").fill(who.password);
-      await a.page.getByLabel("New password", { exact: true }).fill("a-brand-new-password");
-      await a.page.getByLabel("Repeat new password").fill("a-brand-new-password");
-      await a.page.getByRole("button", { name: "Change password" }).click();
-      await a.page.getByText("Password changed. Your other sessions have been signed out.").waitFor();
+      await a.getByLabel("Current password").fill(who.password);
+      await a.getByLabel("New password", { exact: true }).fill("qwerty123456");
+      await a.getByLabel("Repeat new password").fill("qwerty123456");
+      await a.getByRole("button", { name: "Change password" }).click();
+      await a.getByText("This is one of the most commonly used passwords; choose another").waitFor();
+      await a.getByLabel("Current password").fill(who.password);
+      await a.getByLabel("New password", { exact: true }).fill("a-brand-new-password");
+      await a.getByLabel("Repeat new password").fill("a-brand-new-password");
+      await a.getByRole("button", { name: "Change password" }).click();
+      await a.getByText("Password changed. Your other sessions have been signed out.").waitFor();
 
       // B's next request is refused and its refresh token is revoked: back to the login page.
-      await b.page.getByRole("link", { name: "Dashboard", exact: true }).click();
-      await b.page.getByText("Your session has ended. Please sign in again.").waitFor();
-      await b.page.getByRole("button", { name: "Sign in" }).waitFor();
+      await b.getByRole("link", { name: "Dashboard", exact: true }).click();
+      await b.getByText("Your session has ended. Please sign in again.").waitFor();
+      await b.getByRole("button", { name: "Sign in" }).waitFor();
 
       // A carries on with the fresh session the change handed it.
-      await a.page.getByRole("link", { name: "Rules", exact: true }).click();
-      await a.page.getByRole("heading", { name: "Rules", level: 1 }).waitFor();
-      await a.page.reload();
-      await a.page.getByRole("navigation", { name: "Main" }).waitFor();
-    } finally {
-      await a.context.close();
-      await b.context.close();
-    }
+      await a.getByRole("link", { name: "Rules", exact: true }).click();
+      await a.getByRole("heading", { name: "Rules", level: 1 }).waitFor();
+      await a.reload();
+      await a.getByRole("navigation", { name: "Main" }).waitFor();
+    });
   });
 
   it("a user ends their other session from the profile page", async () => {
-    const who = { email: `sessions-${run}@example.com`, password: PASSWORD };
-    expect((await admin.call("POST", "/users", { ...who, full_name: "Two Browsers", role: "viewer" })).status).toBe(201);
-    const a = await newPage();
-    const b = await newPage();
-    try {
-      await signIn(b.page, who, "/rules");
-      await signIn(a.page, who, "/profile?tab=sessions");
-      const rows = a.page.locator(".tabs table tbody tr");
+    await inTwoBrowsers("sessions", { a: "/profile?tab=sessions", b: "/rules" }, async (a, b, who) => {
+      const rows = a.locator(".tabs table tbody tr");
       await expect.poll(() => rows.count()).toBe(2);
-      await a.page.getByText("This session").waitFor();
-      await shot(a.page, "viewer-profile-sessions");
-      await a.page.getByLabel("Your password, to end sessions").fill(who.password);
-      await a.page.getByRole("button", { name: "End", exact: true }).click();
-      await a.page.getByText("The session has ended.").waitFor();
+      await a.getByText("This session").waitFor();
+      await shot(a, "viewer-profile-sessions");
+      await a.getByLabel("Your password, to end sessions").fill(who.password);
+      await a.getByRole("button", { name: "End", exact: true }).click();
+      await a.getByText("The session has ended.").waitFor();
       await expect.poll(() => rows.count()).toBe(1);
 
-      await b.page.getByRole("link", { name: "Dashboard", exact: true }).click();
-      await b.page.getByText("Your session has ended. Please sign in again.").waitFor();
-    } finally {
-      await a.context.close();
-      await b.context.close();
-    }
+      await b.getByRole("link", { name: "Dashboard", exact: true }).click();
+      await b.getByText("Your session has ended. Please sign in again.").waitFor();
+    });
   });
 
   it("an expired access token is refreshed silently", async () => {
