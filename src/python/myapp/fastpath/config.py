@@ -10,6 +10,8 @@ FASTPATH_DEFAULT_POLICY  allow | deny, written at start (default: keep the pinne
 FASTPATH_DROP_MALFORMED  true | false: drop malformed packets, not pass them (default false)
 FASTPATH_XSK_QUEUES      comma-separated RX queues to open AF_XDP sockets on (default: none)
 FASTPATH_XSK_FRAMES      UMEM frames per socket (default 4096, a power of two)
+FASTPATH_PROTECTED_PREFIXES  comma-separated CIDRs (v4 and v6) whose traffic is always passed,
+                         before any rule and the default policy (the control plane's ranges)
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from myapp.common import env as common_env
+from myapp.common.prefixes import Network, parse_prefixes
 from myapp.fastpath.shared import Policy
 
 MODES = ("native", "generic", "auto")
@@ -41,6 +45,7 @@ class Config:
     drop_malformed: bool = False
     xsk_queues: tuple[int, ...] = ()
     xsk_frames: int = 4096
+    protected_prefixes: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -79,6 +84,10 @@ class Config:
             ) from None
         if any(not 0 <= q < 64 for q in queues):
             raise ConfigError(f"FASTPATH_XSK_QUEUES: queues must be 0..63, got {queues_text!r}")
+        try:
+            protected = parse_prefixes(env.get("FASTPATH_PROTECTED_PREFIXES"))
+        except common_env.ConfigError as err:
+            raise ConfigError(str(err)) from None
         return cls(
             interfaces=interfaces,
             mode=mode,
@@ -90,6 +99,7 @@ class Config:
             drop_malformed=_bool(env, "FASTPATH_DROP_MALFORMED"),
             xsk_queues=queues,
             xsk_frames=frames,
+            protected_prefixes=protected,
         )
 
 

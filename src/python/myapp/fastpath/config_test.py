@@ -25,9 +25,11 @@ def test_defaults_and_overrides() -> None:
             "FASTPATH_DEFAULT_POLICY": "deny",
             "FASTPATH_XSK_QUEUES": "1,0",
             "FASTPATH_DROP_MALFORMED": "true",
+            "FASTPATH_PROTECTED_PREFIXES": "10.0.0.0/8, fd00::/8",
         }
     )
     assert (cfg.mode, cfg.grpc_port, cfg.default_policy) == ("generic", 0, Policy.DENY)
+    assert [str(n) for n in cfg.protected_prefixes] == ["10.0.0.0/8", "fd00::/8"]
     assert cfg.xsk_queues == (0, 1) and cfg.drop_malformed
 
 
@@ -43,6 +45,7 @@ def test_defaults_and_overrides() -> None:
         ({"FASTPATH_XSK_QUEUES": "a"}, "FASTPATH_XSK_QUEUES"),
         ({"FASTPATH_XSK_FRAMES": "1000"}, "FASTPATH_XSK_FRAMES"),
         ({"FASTPATH_DROP_MALFORMED": "perhaps"}, "FASTPATH_DROP_MALFORMED"),
+        ({"FASTPATH_PROTECTED_PREFIXES": "10.0.0.1"}, "FASTPATH_PROTECTED_PREFIXES"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
