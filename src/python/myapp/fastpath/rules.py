@@ -29,6 +29,16 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (family, prefixlen, network address as int): cheap to hash and to mask.
 PrefixKey = tuple[int, int, int]
 _BITS = {4: 32, 6: 128}
+# Longest part of a bad value an error message quotes: a 1 MiB value quoted whole would push the
+# gRPC status past the default 8 KiB metadata limit (the client then sees RESOURCE_EXHAUSTED).
+QUOTE_LIMIT = 64
+
+
+def quoted(value: str, limit: int = QUOTE_LIMIT) -> str:
+    """repr() of `value`, cut to its first `limit` characters ("…" and the length after)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 class RuleError(ValueError):
@@ -100,12 +110,7 @@ def validate(
         raise RuleError("id", f"must be between 1 and 4294967295, got {id}")
     if len(name.encode()) >= shared.RULE_NAME_LEN:
         raise RuleError("name", f"must be at most {shared.RULE_NAME_LEN - 1} bytes of UTF-8")
-    try:
-        network = ipaddress.ip_network(source_cidr.strip(), strict=True)
-    except ValueError as err:
-        raise RuleError(
-            "source_cidr", f"{source_cidr!r} is not an IPv4/IPv6 prefix ({err})"
-        ) from None
+    network = _network(source_cidr)
     try:
         act = shared.Action(action)
     except ValueError:
@@ -143,6 +148,18 @@ def validate(
         enabled=enabled,
         priority=priority,
     )
+
+
+def _network(source_cidr: str) -> Network:
+    text = source_cidr.strip()
+    # Longer than any IPv6 prefix in any notation: not worth parsing (nor quoting whole).
+    if len(text) > QUOTE_LIMIT:
+        raise RuleError("source_cidr", f"{quoted(text)} is not an IPv4/IPv6 prefix (too long)")
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as err:
+        # ipaddress quotes the value in its message; the value here is short.
+        raise RuleError("source_cidr", f"not an IPv4/IPv6 prefix: {err}") from None
 
 
 def rule_matches(rule: RuleSpec, pkt: Parsed) -> bool:

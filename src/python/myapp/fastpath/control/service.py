@@ -13,6 +13,9 @@ from myapp.fastpath import shared
 from myapp.fastpath.agent import VERSION, Agent, StatsSnapshot
 from myapp.fastpath.rules import RuleError, RuleSpec, StaleRevision, TableFull, validate
 
+# Longest status message sent (characters): far below gRPC's default 8 KiB metadata limit.
+MESSAGE_LIMIT = 1024
+
 
 def rule_from_proto(msg: pb.Rule, where: str) -> RuleSpec:
     try:
@@ -87,12 +90,17 @@ class FastPathService(pb_grpc.FastPathControlServicer):
         self.stopping = stopping
 
     def _abort(self, context: grpc.ServicerContext, err: Exception) -> None:
+        # The messages quote at most a short prefix of a bad value (rules.quoted); the cap is
+        # what keeps any other message under gRPC's 8 KiB metadata limit too.
+        message = str(err)
+        if len(message) > MESSAGE_LIMIT:
+            message = message[:MESSAGE_LIMIT] + "…"
         if isinstance(err, RuleError):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
         if isinstance(err, StaleRevision):
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
         if isinstance(err, TableFull):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(err))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
         raise err
 
     def _specs(self, rules: list[pb.Rule]) -> list[RuleSpec]:

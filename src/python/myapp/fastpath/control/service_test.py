@@ -14,6 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -116,6 +118,57 @@ def test_bad_rules_are_refused_naming_the_field_and_nothing_lands(
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith(field + ":")
+    assert h.stub.ListRules(pb.ListRulesRequest()).rules == []
+
+
+def _request_with(method: str, field_path: list[str], value: str) -> Message:
+    """A request of `method` whose string field at `field_path` (through singular messages or
+    the first element of repeated ones) is `value`; any rule on the way is otherwise valid."""
+    request = getattr(pb, f"{method}Request")()
+    target = request
+    for name in field_path[:-1]:
+        child = getattr(target, name)
+        target = child.add() if hasattr(child, "add") else child
+        if isinstance(target, pb.Rule):
+            target.CopyFrom(r(1, "198.51.100.0/24"))
+    setattr(target, field_path[-1], value)
+    return request
+
+
+def _string_fields(descriptor: Descriptor, prefix: list[str]) -> Iterator[list[str]]:
+    for f in descriptor.fields:
+        if f.type == FieldDescriptor.TYPE_STRING:
+            yield [*prefix, f.name]
+        elif f.type == FieldDescriptor.TYPE_MESSAGE and not f.message_type.GetOptions().map_entry:
+            yield from _string_fields(f.message_type, [*prefix, f.name])
+
+
+HUGE_CASES = [
+    (method.name, path)
+    for method in pb.DESCRIPTOR.services_by_name["FastPathControl"].methods
+    for path in _string_fields(method.input_type, [])
+]
+
+
+def test_every_string_field_of_every_request_is_covered() -> None:
+    assert sorted(HUGE_CASES) == [
+        ("ApplyRules", ["rules", "name"]),
+        ("ApplyRules", ["rules", "source_cidr"]),
+        ("SyncRules", ["rules", "name"]),
+        ("SyncRules", ["rules", "source_cidr"]),
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), HUGE_CASES, ids=lambda c: str(c))
+def test_one_mib_values_get_a_short_invalid_argument(
+    h: Harness, method: str, path: list[str]
+) -> None:
+    """A default client (4 MiB messages, 8 KiB of metadata) sees INVALID_ARGUMENT, not a
+    RESOURCE_EXHAUSTED about metadata size, for a 1 MiB value in any string field."""
+    request = _request_with(method, path, "9" * (1 << 20))
+    code, details = code_of(lambda: getattr(h.stub, method)(request, timeout=30))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, details[:200]
+    assert f".{path[-1]}:" in details and len(details) < 200, details
     assert h.stub.ListRules(pb.ListRulesRequest()).rules == []
 
 
