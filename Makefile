@@ -71,7 +71,7 @@ bench-webui: setup ## WebUI figures: bundle sizes (gzip), FCP and sign-in -> das
 # --- API (src/python/myapp/api) -------------------------------------------------------------
 .PHONY: seed-mock-data
 seed-mock-data: setup ## Add demo users (each role), rules and audit entries to the dev database (idempotent)
-	$(PANTS) run src/python/myapp/api:cli -- seed-mock-data
+	APP_ENV=$${APP_ENV:-development} $(PANTS) run src/python/myapp/api:cli -- seed-mock-data
 
 .PHONY: smoke-test
 smoke-test: setup ## Start the API PEX on SQLite in a temp dir; check health, login, users, rules; stop

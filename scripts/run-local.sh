@@ -4,7 +4,8 @@
 #   WebUI http://127.0.0.1:3000  (Express serving the SPA, /api proxied to the API)
 # Both are built by Pants first (one invocation), then run straight from dist/ so Pants is not
 # held busy while they run. Ctrl-C stops both. The fast path needs root and an interface; start
-# it separately (see README) and set FASTPATH_ADDR to connect the API to it.
+# it separately (see README) and set FASTPATH_ADDR to connect the API to it. Both run with
+# APP_ENV=development (the images' default is production) unless APP_ENV says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +25,8 @@ trap stop INT TERM EXIT
 
 APP_ENV="${APP_ENV:-development}" API_PORT="$API_PORT" dist/src.python.myapp.api/api-dev.pex &
 pids+=($!)
-API_URL="http://127.0.0.1:$API_PORT" PORT="$WEBUI_PORT" HOST="${HOST:-127.0.0.1}" \
-  node "$webui/server/main.mjs" &
+APP_ENV="${APP_ENV:-development}" API_URL="http://127.0.0.1:$API_PORT" PORT="$WEBUI_PORT" \
+  HOST="${HOST:-127.0.0.1}" node "$webui/server/main.mjs" &
 pids+=($!)
 
 # Report once both answer, then stay in the foreground until Ctrl-C or one of them exits.

@@ -2,7 +2,9 @@
 
 Variables (see docs/ARCHITECTURE.md):
 
-- ``APP_ENV``: ``development`` (default) or ``production``. Production refuses default secrets.
+- ``APP_ENV``: ``production`` (default) or ``development``. Production refuses default secrets;
+  development is opt-in (``make run``, ``pants run api``, the alpha overlay, the tests), so an
+  image started without the variable never runs on the development secrets.
 - ``DATABASE_URL``: ``sqlite:///path``, ``postgres://u:p@h:5432/db``, ``mysql://u:p@h:3306/db``;
   or ``DB_TYPE`` (postgres|mysql|mariadb|sqlite) with ``DB_HOST``, ``DB_PORT``, ``DB_NAME``,
   ``DB_USER``, ``DB_PASSWORD``. Default: SQLite file ``$DATA_DIR/myapp.db``.
@@ -69,7 +71,7 @@ _FASTPATH_ADDR = re.compile(rf"{_HOST_PORT}(?:,{_HOST_PORT})*")
 class Config:
     """Resolved settings; build with `Config.from_env()` or directly in tests."""
 
-    app_env: str = "development"
+    app_env: str = "production"
     database_url: str = ""
     data_dir: Path = field(default_factory=lambda: Path("data"))
     db_pool_size: int = 4
@@ -118,7 +120,7 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Read and validate every variable; raises ConfigError naming the offending one."""
         env = os.environ if env is None else env
-        app_env = (env_str(env, "APP_ENV", "development") or "development").lower()
+        app_env = (env_str(env, "APP_ENV", "production") or "production").lower()
         if app_env not in ("development", "production"):
             raise ConfigError(f"APP_ENV must be 'development' or 'production', got {app_env!r}")
         production = app_env == "production"

@@ -12,8 +12,15 @@ SECRET = "s" * 40
 PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": SECRET, "ADMIN_PASSWORD": "a real admin pw!"}
 
 
+def test_production_is_the_default() -> None:
+    """An image started without APP_ENV must not run on the development secrets."""
+    with pytest.raises(ConfigError, match="JWT_SECRET is required when APP_ENV=production"):
+        Config.from_env({})
+    assert Config.from_env({k: v for k, v in PRODUCTION.items() if k != "APP_ENV"}).production
+
+
 def test_development_defaults() -> None:
-    config = Config.from_env({})
+    config = Config.from_env({"APP_ENV": "development"})
     assert config.app_env == "development" and not config.production
     assert config.admin_email == "admin@example.com" and config.admin_password == "admin123456!"
     assert config.db_kind == "sqlite" and config.db_uri.endswith("/data/myapp.db")
@@ -64,6 +71,7 @@ def test_database_urls() -> None:
     assert pydal_uri("sqlite:///rel/x.db") == f"sqlite://{Path('rel/x.db').resolve()}"
     parts = Config.from_env(
         {
+            "APP_ENV": "development",
             "DB_TYPE": "mariadb",
             "DB_HOST": "db",
             "DB_USER": "me",

@@ -61,6 +61,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
 
 def make_config(database: TestDatabase, **overrides: Any) -> Config:
     base = Config(
+        app_env="development",
         database_url=database.url,
         data_dir=database.data_dir,
         bcrypt_rounds=4,

@@ -1,7 +1,7 @@
 """`pants run api`: the API on Flask's development server (SQLite under ./data, seeded admin).
 
-Environment: the variables of `config.py`; ``API_HOST`` (default 127.0.0.1) and ``API_PORT``
-(default 5000) choose the listening address.
+Environment: the variables of `config.py` (``APP_ENV`` defaults to development here only);
+``API_HOST`` (default 127.0.0.1) and ``API_PORT`` (default 5000) choose the listening address.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from myapp.api.config import DEV_ADMIN_PASSWORD, Config, ConfigError
 
 
 def main() -> None:
+    # The development server: development unless the caller says otherwise (the variable's
+    # default, for the images, is production).
+    os.environ.setdefault("APP_ENV", "development")
     try:
         config = Config.from_env()
         app = create_app(config)

@@ -318,8 +318,8 @@ def test_an_invalid_entry_is_refused_and_dropped_and_a_failing_one_given_up_on(
 )
 def test_connector_settings_are_validated(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Config.from_env(env)
+        Config.from_env({"APP_ENV": "development", **env})
 
 
 def test_without_connector_url_nothing_is_forwarded() -> None:
-    assert Config.from_env({}).connector_url is None
+    assert Config.from_env({"APP_ENV": "development"}).connector_url is None

@@ -8,8 +8,13 @@ SECRET = "s" * 16
 TOKEN = "t" * 16
 
 
+def test_production_is_the_default() -> None:
+    with pytest.raises(ConfigError, match="CONNECTOR_WEBHOOK_SECRET is required"):
+        ConnectorConfig.from_env({})
+
+
 def test_defaults_in_development() -> None:
-    cfg = ConnectorConfig.from_env({})
+    cfg = ConnectorConfig.from_env({"APP_ENV": "development"})
     assert (cfg.port, cfg.max_attempts, cfg.webhook_urls, cfg.production) == (5050, 6, (), False)
 
 
@@ -49,4 +54,4 @@ def test_full_production_configuration() -> None:
 )
 def test_invalid_settings_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        ConnectorConfig.from_env(env)
+        ConnectorConfig.from_env({"APP_ENV": "development", **env})

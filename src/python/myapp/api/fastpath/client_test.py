@@ -38,7 +38,7 @@ def test_a_name_that_does_not_resolve_is_unavailable_not_a_crash() -> None:
 
 def test_the_configuration_accepts_what_the_fleet_resolves() -> None:
     spec = "fastpath:50051, 10.0.0.7:50051,[fd00::7]:50051"
-    assert Config.from_env({"FASTPATH_ADDR": spec}).fastpath_addr == spec
+    assert Config.from_env({"APP_ENV": "development", "FASTPATH_ADDR": spec}).fastpath_addr == spec
 
 
 def test_a_fleet_call_fails_naming_the_agents_that_did_not_answer() -> None:
