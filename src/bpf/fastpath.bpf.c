@@ -2,7 +2,9 @@
 /* XDP fast path: source-prefix rules (LPM tries, optionally AND-ed with protocol and
  * destination port range) deciding pass / drop / rate-limit / redirect to AF_XDP, with per-rule
  * and per-action counters. Malformed packets are counted per kind and passed (or dropped when
- * loaded with fp_settings.drop_malformed). Every map is pinned by the agent (FASTPATH_BPFFS). */
+ * loaded with fp_settings.drop_malformed). Sources in a protected prefix are passed before any
+ * rule and the default policy, so no rule set cuts the control plane off. Every map is pinned by
+ * the agent (FASTPATH_BPFFS). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -35,6 +37,24 @@ struct {
 	__uint(max_entries, FP_LPM_V6_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } fp_lpm_v6 SEC(".maps");
+
+/* Protected source prefixes (value 1); replaced by the agent at start from its configuration.
+ * Looked up only when fp_settings.protected_prefixes is set: none configured costs nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct fp_lpm_v4_key);
+	__type(value, __u32);
+	__uint(max_entries, FP_PROTECTED_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} fp_protected_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct fp_lpm_v6_key);
+	__type(value, __u32);
+	__uint(max_entries, FP_PROTECTED_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} fp_protected_v6 SEC(".maps");
 
 /* Rules by slot; written by the agent, read here. */
 struct {
@@ -266,6 +286,13 @@ static __always_inline int parse_packet(struct xdp_md *ctx, struct packet *pkt)
 	return FP_ERR_NONE;
 }
 
+static __always_inline int is_protected(const struct packet *pkt)
+{
+	if (pkt->family == 4)
+		return bpf_map_lookup_elem(&fp_protected_v4, &pkt->key4) != NULL;
+	return bpf_map_lookup_elem(&fp_protected_v6, &pkt->key6) != NULL;
+}
+
 static __always_inline int rule_matches(const struct fp_rule *r, const struct packet *pkt)
 {
 	if (r->protocol && r->protocol != pkt->proto)
@@ -370,6 +397,11 @@ int fastpath_xdp(struct xdp_md *ctx)
 	}
 	if (!pkt.family) {
 		count(&fp_counters, FP_CNT_NON_IP, len);
+		return XDP_PASS;
+	}
+	/* A frozen .rodata constant: with none configured the verifier drops the lookup. */
+	if (fp_settings.protected_prefixes && is_protected(&pkt)) {
+		count(&fp_counters, FP_CNT_PROTECTED_PASS, len);
 		return XDP_PASS;
 	}
 	if (pkt.family == 4)

@@ -27,6 +27,10 @@
 #ifndef FP_XSK_QUEUES
 #define FP_XSK_QUEUES 64
 #endif
+/* Protected prefixes per family (FASTPATH_PROTECTED_PREFIXES: the control plane's ranges). */
+#ifndef FP_PROTECTED_ENTRIES
+#define FP_PROTECTED_ENTRIES 1024
+#endif
 
 /* Candidate rules per prefix (own rules plus those inherited from covering prefixes). */
 #define FP_SLOTS_PER_PREFIX 8
@@ -62,6 +66,7 @@ enum fp_counter {
 	FP_CNT_NON_IP = 9,         /* neither IPv4 nor IPv6 (ARP, LLDP...): always passed */
 	FP_CNT_MALFORMED_PASS = 10,
 	FP_CNT_MALFORMED_DROP = 11,
+	FP_CNT_PROTECTED_PASS = 12, /* source in a protected prefix: passed before any rule */
 	FP_CNT_MAX,
 };
 
@@ -84,7 +89,8 @@ enum fp_parse_error {
 /* fp_rule.flags */
 #define FP_RULE_PORTS (1u << 0) /* dst_port_min..dst_port_max must hold (TCP/UDP only) */
 
-/* Keys of the LPM tries `fp_lpm_v4` / `fp_lpm_v6`; addr in network order. */
+/* Keys of the LPM tries `fp_lpm_v4` / `fp_lpm_v6` (and `fp_protected_v4` / `fp_protected_v6`,
+ * whose value is a __u32 1); addr in network order. */
 struct fp_lpm_v4_key {
 	__u32 prefixlen;
 	__u8 addr[4];
@@ -159,7 +165,7 @@ struct fp_counter_value {
 /* Load-time settings (`const volatile`, frozen into the program's .rodata at load). */
 struct fp_settings {
 	__u32 drop_malformed; /* 1: drop malformed/truncated packets instead of passing them */
-	__u32 pad;
+	__u32 protected_prefixes; /* 1: look sources up in fp_protected_v4/v6 (0: none configured) */
 };
 
 #endif /* FASTPATH_SHARED_H */

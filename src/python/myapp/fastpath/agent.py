@@ -77,7 +77,11 @@ class Agent:
         check_privileges()
         for name in config.interfaces:
             interface_index(name)
-        datapath = Datapath(config.bpffs, drop_malformed=config.drop_malformed)
+        datapath = Datapath(
+            config.bpffs,
+            drop_malformed=config.drop_malformed,
+            protected=config.protected_prefixes,
+        )
         agent = cls(config, datapath)
         try:
             agent.attach_all()

@@ -170,6 +170,13 @@ def rule_matches(rule: RuleSpec, pkt: Parsed) -> bool:
     return True
 
 
+def is_protected(protected: Iterable[Network], pkt: Parsed) -> bool:
+    """True when `pkt` is passed before any rule (reference model of the protected tries)."""
+    if pkt.error or not pkt.family or pkt.src is None:
+        return False
+    return any(n.version == pkt.family and pkt.src in n for n in protected)
+
+
 def first_match(rules: Iterable[RuleSpec], pkt: Parsed) -> RuleSpec | None:
     """The rule deciding `pkt` (reference model of the XDP program), None for the default."""
     if pkt.error or not pkt.family or pkt.src is None:
@@ -618,6 +625,24 @@ class RuleTable:
         # Two flat lists of ints, not one small list per slot: fewer objects for the collector.
         packets, octets = totals[:, 0].tolist(), totals[:, 1].tolist()
         return {rule_id: (packets[slot], octets[slot]) for rule_id, slot in self._slots.items()}
+
+
+def replace_protected(map_fds: dict[str, int], protected: Iterable[Network]) -> None:
+    """Make the protected tries hold exactly `protected`: the new prefixes are added before the
+    stale ones go, so a prefix in both the old and the new set is never missing."""
+    one = struct.pack("<I", 1)
+    for family, name in ((4, shared.MAP_PROTECTED_V4), (6, shared.MAP_PROTECTED_V6)):
+        fd = map_fds[name]
+        wanted = {
+            _lpm_key((family, n.prefixlen, int(n.network_address)))
+            for n in protected
+            if n.version == family
+        }
+        stale = set(libbpf.map_keys(fd, 4 + _BITS[family] // 8)) - wanted
+        for key in sorted(wanted):
+            libbpf.map_update(fd, key, one)
+        for key in stale:
+            libbpf.map_delete(fd, key)
 
 
 def _prefix_value(slots: Sequence[int]) -> bytes:

@@ -21,6 +21,7 @@ LPM_V4_ENTRIES = 262144
 LPM_V6_ENTRIES = 262144
 RATE_ENTRIES = 65536
 XSK_QUEUES = 64
+PROTECTED_ENTRIES = 1024
 
 PROGRAM_NAME = "fastpath_xdp"
 MAP_LPM_V4 = "fp_lpm_v4"
@@ -33,6 +34,8 @@ MAP_PARSE_ERRORS = "fp_parse_errors"
 MAP_CONFIG = "fp_config"
 MAP_RATE = "fp_rate"
 MAP_XSKS = "fp_xsks"
+MAP_PROTECTED_V4 = "fp_protected_v4"
+MAP_PROTECTED_V6 = "fp_protected_v6"
 # Every map the agent pins under FASTPATH_BPFFS (the .rodata settings are per load).
 PINNED_MAPS = (
     MAP_LPM_V4,
@@ -45,6 +48,8 @@ PINNED_MAPS = (
     MAP_CONFIG,
     MAP_RATE,
     MAP_XSKS,
+    MAP_PROTECTED_V4,
+    MAP_PROTECTED_V6,
 )
 
 
@@ -75,6 +80,7 @@ class Counter(enum.IntEnum):
     NON_IP = 9
     MALFORMED_PASS = 10
     MALFORMED_DROP = 11
+    PROTECTED_PASS = 12
 
 
 class ParseError(enum.IntEnum):
@@ -158,7 +164,7 @@ class CounterValue(C.Structure):
 
 
 class Settings(C.Structure):
-    _fields_ = [("drop_malformed", C.c_uint32), ("pad", C.c_uint32)]
+    _fields_ = [("drop_malformed", C.c_uint32), ("protected_prefixes", C.c_uint32)]
 
 
 # The structs the test checks against the header, by their C name.

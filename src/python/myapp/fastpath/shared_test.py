@@ -27,6 +27,7 @@ CONSTANTS = {
     "FP_LPM_V6_ENTRIES": shared.LPM_V6_ENTRIES,
     "FP_RATE_ENTRIES": shared.RATE_ENTRIES,
     "FP_XSK_QUEUES": shared.XSK_QUEUES,
+    "FP_PROTECTED_ENTRIES": shared.PROTECTED_ENTRIES,
     "FP_CNT_MAX": shared.COUNTER_MAX,
     "FP_ERR_MAX": shared.PARSE_ERROR_MAX,
     **{f"FP_ACT_{a.name}": a.value for a in shared.Action},

@@ -1,6 +1,6 @@
 """The XDP program against tables of packets through BPF_PROG_TEST_RUN: packet in, verdict and
 counter changes out; then 100,000 random and mutated packets against the Python reference
-model (packets.parse + rules.first_match)."""
+model (packets.parse, rules.is_protected, rules.first_match)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ from typing import Any
 import pytest
 
 from myapp.fastpath import packets as P
+from myapp.fastpath.loader import libbpf
 from myapp.fastpath.loader.datapath import Datapath
 from myapp.fastpath.loader.libbpf import XDP_DROP, XDP_PASS
-from myapp.fastpath.rules import RuleSpec, RuleTable, TableFull, first_match, validate
-from myapp.fastpath.shared import Action, Counter, ParseError, Policy
+from myapp.fastpath.rules import (
+    Network,
+    RuleSpec,
+    RuleTable,
+    TableFull,
+    first_match,
+    is_protected,
+    validate,
+)
+from myapp.fastpath.shared import MAP_PROTECTED_V4, Action, Counter, ParseError, Policy
 from myapp.fastpath.testsupport import require_root
 
 
@@ -225,6 +234,72 @@ def test_disabled_rule_and_delete(dp: Datapath, table: RuleTable) -> None:
     assert table.rule_counters() == {2: (0, 0)}
 
 
+# -- protected prefixes ------------------------------------------------------------------------
+
+PROTECTED = [ipaddress.ip_network("192.0.2.0/28"), ipaddress.ip_network("2001:db8:c0::/48")]
+DROP_ALL = [
+    rule(1, "0.0.0.0/0", Action.DROP),
+    rule(2, "::/0", Action.DROP),
+    rule(3, "192.0.2.0/24", Action.DROP, protocol=P.IPPROTO_UDP),
+]
+# (source, extra frame fields) -> verdict and counters with DROP_ALL applied and a DENY default.
+PROTECTED_ROWS: list[tuple[str, dict[str, Any], int, dict[Counter, int], dict[ParseError, int]]] = [
+    ("192.0.2.1", {}, XDP_PASS, {Counter.PROTECTED_PASS: 1}, {}),
+    (
+        "192.0.2.15",
+        {"proto": P.IPPROTO_TCP, "vlans": [5]},
+        XDP_PASS,
+        {Counter.PROTECTED_PASS: 1},
+        {},
+    ),
+    ("192.0.2.16", {}, XDP_DROP, {Counter.DROP: 1}, {}),  # just outside the /28
+    ("198.51.100.1", {}, XDP_DROP, {Counter.DROP: 1}, {}),
+    ("2001:db8:c0:ffff::1", {"extensions": V6_EXTS}, XDP_PASS, {Counter.PROTECTED_PASS: 1}, {}),
+    ("2001:db8:c1::1", {}, XDP_DROP, {Counter.DROP: 1}, {}),
+    # Malformed is decided before the source is looked at (its address may be cut off).
+    (
+        "192.0.2.1",
+        {"vlans": [1, 2, 3]},
+        XDP_PASS,
+        {Counter.MALFORMED_PASS: 1},
+        {ParseError.VLAN_TOO_DEEP: 1},
+    ),
+]
+
+
+@pytest.fixture
+def protected_dp() -> Iterator[Datapath]:
+    require_root()
+    with Datapath(protected=PROTECTED) as datapath:
+        table = RuleTable(datapath.map_fds)
+        table.apply(DROP_ALL)
+        table.set_default_policy(Policy.DENY)
+        yield datapath
+
+
+@pytest.mark.parametrize(("src", "fields", "verdict", "moved", "errors"), PROTECTED_ROWS)
+def test_protected_sources_pass_before_rules_and_policy(
+    protected_dp: Datapath,
+    src: str,
+    fields: dict[str, Any],
+    verdict: int,
+    moved: dict[Counter, int],
+    errors: dict[ParseError, int],
+) -> None:
+    assert run(protected_dp, P.packet(src, **fields)) == (verdict, moved, errors)
+
+
+def test_protected_tries_are_not_consulted_when_none_are_configured(
+    dp: Datapath, table: RuleTable
+) -> None:
+    """Loaded without protected prefixes the lookup is compiled out: an entry written behind
+    the agent's back changes nothing."""
+    table.apply([rule(1, "0.0.0.0/0", Action.DROP)])
+    key = bytes([24, 0, 0, 0, 192, 0, 2, 0])
+    libbpf.map_update(dp.map_fds[MAP_PROTECTED_V4], key, (1).to_bytes(4, "little"))
+    assert run(dp, P.packet("192.0.2.1")) == (XDP_DROP, {Counter.DROP: 1}, {})
+
+
 # -- randomized ----------------------------------------------------------------------------------
 
 PROTOS = [0, 0, 6, 17, 1, 58]
@@ -303,10 +378,37 @@ def _random_frame(rng: random.Random, rules: list[RuleSpec]) -> bytes:
     return frame
 
 
-def test_random_and_mutated_packets_match_the_reference_model(
-    dp: Datapath, table: RuleTable
-) -> None:
+def _random_protected(rng: random.Random) -> list[Network]:
+    """Prefixes in the rules' address space (10/8 and 2001:db8::/32), so they shadow rules."""
+    v4 = [
+        ipaddress.IPv4Network(((10 << 24) | rng.getrandbits(24) & ~0xF0F0F0, length), strict=False)
+        for length in (16, 24, 32)
+    ]
+    v6 = [
+        ipaddress.IPv6Network(
+            ((0x20010DB8 << 96) | (rng.getrandbits(96) & ~(0xFFF0 << 64)), length), strict=False
+        )
+        for length in (36, 64)
+    ]
+    return [*v4, *v6]
+
+
+@pytest.fixture
+def random_dp() -> Iterator[tuple[Datapath, list[Network], random.Random]]:
+    require_root()
     rng = random.Random(int(os.environ.get("FASTPATH_RANDOM_SEED", "20261130")))
+    protected = _random_protected(rng)
+    affinity = os.sched_getaffinity(0)
+    with Datapath(protected=protected) as datapath:
+        yield datapath, protected, rng
+    os.sched_setaffinity(0, affinity)
+
+
+def test_random_and_mutated_packets_match_the_reference_model(
+    random_dp: tuple[Datapath, list[Network], random.Random],
+) -> None:
+    dp, protected, rng = random_dp
+    table = RuleTable(dp.map_fds)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     accepted: list[RuleSpec] = []
     for candidate in _random_rules(rng, 80):
@@ -319,6 +421,7 @@ def test_random_and_mutated_packets_match_the_reference_model(
     table.set_default_policy(Policy.DENY)
     expected_hits: Tally[int] = Tally()
     expected_errors: Tally[ParseError] = Tally()
+    expected_protected = 0
     mismatches: list[tuple[Any, ...]] = []
     total = 100_000
     for i in range(total):
@@ -329,6 +432,9 @@ def test_random_and_mutated_packets_match_the_reference_model(
             expected_errors[parsed.error] += 1
             want = XDP_PASS
         elif not parsed.family:
+            want = XDP_PASS
+        elif is_protected(protected, parsed):
+            expected_protected += 1
             want = XDP_PASS
         elif match is None:
             want = XDP_DROP
@@ -343,4 +449,5 @@ def test_random_and_mutated_packets_match_the_reference_model(
     assert hits == dict(expected_hits)
     errors = {k: v[0] for k, v in dp.parse_errors().items() if v[0]}
     assert errors == dict(expected_errors)
+    assert dp.counters()[Counter.PROTECTED_PASS][0] == expected_protected > 1000
     assert sum(v[0] for v in dp.counters().values()) == total

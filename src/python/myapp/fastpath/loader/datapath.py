@@ -6,13 +6,14 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from myapp.fastpath import shared
 from myapp.fastpath.bpf import object_path
 from myapp.fastpath.loader import libbpf
-from myapp.fastpath.rules import sum_counters
+from myapp.fastpath.rules import Network, replace_protected, sum_counters
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_void_p]
@@ -40,17 +41,24 @@ def ensure_bpffs(pin_dir: Path) -> None:
 
 
 class Datapath:
-    """The XDP object loaded with its maps; `pin_dir=None` keeps the maps private (tests)."""
+    """The XDP object loaded with its maps; `pin_dir=None` keeps the maps private (tests).
+
+    `protected`: the source prefixes passed before any rule; the tries are made to hold exactly
+    these (pinned tries of an earlier agent included), and none skips the lookup altogether.
+    """
 
     def __init__(
         self,
         pin_dir: Path | None = None,
         drop_malformed: bool = False,
         bpf_object: Path | None = None,
+        protected: Sequence[Network] = (),
     ) -> None:
         if pin_dir is not None:
             ensure_bpffs(pin_dir)
-        settings = shared.Settings(drop_malformed=int(drop_malformed))
+        settings = shared.Settings(
+            drop_malformed=int(drop_malformed), protected_prefixes=int(bool(protected))
+        )
         self.pin_dir = pin_dir
         self.obj = libbpf.BpfObject(
             bpf_object or object_path(),
@@ -62,6 +70,7 @@ class Datapath:
             self.program_fd = self.obj.program_fd(shared.PROGRAM_NAME)
             self.map_fds = {name: self.obj.map_fd(name) for name in shared.PINNED_MAPS}
             self._check_layout()
+            replace_protected(self.map_fds, protected)
         except BaseException:
             self.obj.close()
             raise

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,26 @@ def test_maps_are_pinned_and_adopted(pins: Path) -> None:
             len(bytes(shared.RuleMeta())),
         )
         assert raw is not None and shared.RuleMeta.from_buffer_copy(raw).revision == 3
+
+
+def test_a_restart_replaces_the_protected_prefixes_exactly(pins: Path) -> None:
+    def held(dp: Datapath) -> set[bytes]:
+        return {
+            *libbpf.map_keys(dp.map_fds[shared.MAP_PROTECTED_V4], 8),
+            *libbpf.map_keys(dp.map_fds[shared.MAP_PROTECTED_V6], 20),
+        }
+
+    first_set = [ip_network("10.0.0.0/8"), ip_network("192.0.2.0/24"), ip_network("fd00::/8")]
+    with Datapath(pins, protected=first_set) as first:
+        assert held(first) == {
+            bytes([8, 0, 0, 0, 10, 0, 0, 0]),
+            bytes([24, 0, 0, 0, 192, 0, 2, 0]),
+            bytes([8, 0, 0, 0, 0xFD]) + bytes(15),
+        }
+    with Datapath(pins, protected=[ip_network("192.0.2.0/24")]) as second:
+        assert held(second) == {bytes([24, 0, 0, 0, 192, 0, 2, 0])}
+    with Datapath(pins) as third:
+        assert held(third) == set()
 
 
 def test_another_layout_version_is_refused(pins: Path) -> None:
