@@ -6,6 +6,16 @@ FASTPATH_BPFFS           bpffs directory of the pinned maps (default /sys/fs/bpf
 FASTPATH_GRPC_PORT       gRPC control port (default 50051; 0 picks a free one)
 FASTPATH_HTTP_PORT       /healthz, /readyz, /metrics port (default 8080; 0 picks a free one)
 FASTPATH_BIND            address both servers listen on (default 0.0.0.0)
+FASTPATH_TLS_CERT        PEM server certificate of the gRPC port; with FASTPATH_TLS_KEY and
+FASTPATH_TLS_KEY         FASTPATH_TLS_CLIENT_CA (all three or none). Required unless FASTPATH_BIND
+                         is loopback: plaintext serves only development and tests
+FASTPATH_TLS_CLIENT_CA   PEM bundle of the CAs whose client certificates are accepted (the old
+                         and the new CA during a rotation)
+FASTPATH_WRITERS         comma-separated client identities (URI SANs) that may call every method
+                         (default spiffe://myapp/flask-backend)
+FASTPATH_READERS         identities that may call GetStatus, GetStats, ListRules, StreamStats and
+                         StreamSamples only (default spiffe://myapp/monitoring)
+FASTPATH_GRPC_REFLECTION true | false: serve gRPC reflection (default false)
 FASTPATH_DEFAULT_POLICY  allow | deny, written at start (default: keep the pinned one, else allow)
 FASTPATH_DROP_MALFORMED  true | false: drop malformed packets, not pass them (default false)
 FASTPATH_XSK_QUEUES      comma-separated RX queues to open AF_XDP sockets on (default: none)
@@ -16,6 +26,7 @@ FASTPATH_PROTECTED_PREFIXES  comma-separated CIDRs (v4 and v6) whose traffic is 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +52,17 @@ class Config:
     http_port: int = 8080
     # A container serves its pod network: every interface is the point.
     bind: str = "0.0.0.0"  # noqa: S104
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    writers: frozenset[str] = frozenset({"spiffe://myapp/flask-backend"})
+    readers: frozenset[str] = frozenset({"spiffe://myapp/monitoring"})
+    grpc_reflection: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
     default_policy: Policy | None = None
     drop_malformed: bool = False
     xsk_queues: tuple[int, ...] = ()
@@ -64,6 +86,8 @@ class Config:
         bpffs = Path(env.get("FASTPATH_BPFFS", str(cls.bpffs)))
         if not bpffs.is_absolute():
             raise ConfigError(f"FASTPATH_BPFFS must be an absolute path, got {str(bpffs)!r}")
+        bind = env.get("FASTPATH_BIND", cls.bind).strip()
+        tls = _tls_files(env, bind)
         policy_text = env.get("FASTPATH_DEFAULT_POLICY", "").strip().lower()
         policy = None
         if policy_text:
@@ -94,13 +118,63 @@ class Config:
             bpffs=bpffs,
             grpc_port=_int(env, "FASTPATH_GRPC_PORT", 50051, 0, 65535),
             http_port=_int(env, "FASTPATH_HTTP_PORT", 8080, 0, 65535),
-            bind=env.get("FASTPATH_BIND", cls.bind).strip(),
+            bind=bind,
+            tls_cert=tls[0] if tls else None,
+            tls_key=tls[1] if tls else None,
+            tls_client_ca=tls[2] if tls else None,
+            writers=_identities(env, "FASTPATH_WRITERS", cls.writers),
+            readers=_identities(env, "FASTPATH_READERS", cls.readers),
+            grpc_reflection=_bool(env, "FASTPATH_GRPC_REFLECTION"),
             default_policy=policy,
             drop_malformed=_bool(env, "FASTPATH_DROP_MALFORMED"),
             xsk_queues=queues,
             xsk_frames=frames,
             protected_prefixes=protected,
         )
+
+
+TLS_VARIABLES = ("FASTPATH_TLS_CERT", "FASTPATH_TLS_KEY", "FASTPATH_TLS_CLIENT_CA")
+
+
+def is_loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_files(env: Mapping[str, str], bind: str) -> tuple[Path, Path, Path] | None:
+    """The three TLS files, all or none; none only on a loopback bind (no plaintext elsewhere)."""
+    given = {name: env.get(name, "").strip() for name in TLS_VARIABLES}
+    missing = [name for name, value in given.items() if not value]
+    if len(missing) == len(TLS_VARIABLES):
+        if not is_loopback(bind):
+            app_env = env.get("APP_ENV", "production").strip() or "production"
+            raise ConfigError(
+                f"{', '.join(TLS_VARIABLES)} are required: the control port serves plaintext only "
+                f"on a loopback FASTPATH_BIND, got {bind!r} (APP_ENV={app_env})"
+            )
+        return None
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} missing: set all of {', '.join(TLS_VARIABLES)}")
+    for name, value in given.items():
+        if not Path(value).is_file():
+            raise ConfigError(f"{name}: no such file {value!r}")
+    cert, key, client_ca = (Path(given[name]) for name in TLS_VARIABLES)
+    return cert, key, client_ca
+
+
+def _identities(env: Mapping[str, str], name: str, default: frozenset[str]) -> frozenset[str]:
+    text = env.get(name)
+    if text is None:
+        return default
+    identities = frozenset(part.strip() for part in text.split(",") if part.strip())
+    for identity in identities:
+        if "://" not in identity or any(c.isspace() for c in identity):
+            raise ConfigError(f"{name}: {identity!r} is not a URI, e.g. spiffe://myapp/monitoring")
+    return identities
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

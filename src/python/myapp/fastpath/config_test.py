@@ -11,7 +11,7 @@ from myapp.fastpath.shared import Policy
 
 
 def test_defaults_and_overrides() -> None:
-    cfg = Config.from_env({"FASTPATH_INTERFACES": "eth0, eth1"})
+    cfg = Config.from_env({"FASTPATH_INTERFACES": "eth0, eth1", "FASTPATH_BIND": "127.0.0.1"})
     assert cfg.interfaces == ("eth0", "eth1")
     assert (cfg.mode, cfg.grpc_port, cfg.http_port) == ("auto", 50051, 8080)
     assert cfg.bpffs == Path("/sys/fs/bpf/myapp-fastpath")
@@ -19,6 +19,7 @@ def test_defaults_and_overrides() -> None:
     cfg = Config.from_env(
         {
             "FASTPATH_INTERFACES": "veth0",
+            "FASTPATH_BIND": "::1",
             "FASTPATH_MODE": "GENERIC",
             "FASTPATH_BPFFS": "/sys/fs/bpf/x",
             "FASTPATH_GRPC_PORT": "0",
@@ -49,6 +50,8 @@ def test_defaults_and_overrides() -> None:
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
-    base = {} if named == "FASTPATH_INTERFACES" else {"FASTPATH_INTERFACES": "eth0"}
+    base = {"FASTPATH_BIND": "127.0.0.1"}
+    if named != "FASTPATH_INTERFACES":
+        base["FASTPATH_INTERFACES"] = "eth0"
     with pytest.raises(ConfigError, match=named):
         Config.from_env({**base, **env})

@@ -9,6 +9,7 @@ import threading
 
 from myapp.fastpath.agent import Agent, PrivilegeError
 from myapp.fastpath.config import Config, ConfigError
+from myapp.fastpath.control.auth import server_credentials
 from myapp.fastpath.control.server import build_server
 from myapp.fastpath.control.service import FastPathService
 from myapp.fastpath.loader.attach import AttachError
@@ -22,6 +23,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = Config.from_env()
+        # Bad TLS files are found before anything is attached.
+        credentials = server_credentials(config) if config.tls else None
         agent = Agent.start(config)
     except (ConfigError, PrivilegeError, AttachError, BpfError) as err:
         print(f"fastpath: {err}", file=sys.stderr)
@@ -30,19 +33,20 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     try:
-        control = build_server(config, [FastPathService(agent, stopping)])
+        control = build_server(config, [FastPathService(agent, stopping)], credentials)
         http = build_http_server(config, agent)
     except BaseException:
         agent.close()
         raise
     log.info(
-        "attached to %s (%s), maps %s under %s, gRPC :%d, HTTP :%d",
+        "attached to %s (%s), maps %s under %s, gRPC :%d, HTTP :%d, control port %s",
         ",".join(f"{i.name}/{i.mode}" for i in agent.interfaces()),
         "adopted" if agent.datapath.adopted else "created",
         len(agent.table.rules),
         config.bpffs,
         control.port,
         http.server_address[1],
+        "mutual TLS" if config.tls else "plaintext (loopback only)",
     )
     stopping.wait()
     log.info("stopping: detaching and shutting down")

@@ -33,7 +33,7 @@ from myapp.fastpath.shared import MAP_LPM_V4, MAP_RULE_META
 from myapp.fastpath.testsupport import require_root
 from myapp.fastpath.xsk.consumer import Sample
 
-CONFIG = Config(interfaces=(), grpc_port=0, http_port=0, bind="127.0.0.1")
+CONFIG = Config(interfaces=(), grpc_port=0, http_port=0, bind="127.0.0.1", grpc_reflection=True)
 
 
 @dataclass
