@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,17 +183,55 @@ def _reject_nul(value: Any, path: str) -> None:
             _reject_nul(item, f"{path}.{index}")
 
 
+# Deeper bodies are refused before parsing: json.loads recurses once per level, so 50,000
+# nested objects would end in a RecursionError (a 500); no request model nests past a few.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects in the JSON text `data` nest deeper than `limit`.
+
+    A scan of the bytes, not a parse: brackets inside strings do not count, and it stops at the
+    first level past the limit. Malformed text is left for the parser to name."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False  # nearly every body: too few brackets to be deep
+    depth = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", data)):
+        if match.group() in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _is_json_media_type(mimetype: str) -> bool:
+    """application/json, or an application/*+json type (RFC 6839); parameters such as charset
+    are not part of `mimetype`."""
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
 def _parse_body(model: type[BaseModel], optional: bool) -> BaseModel | None:
     data = request.get_data(cache=True)
     if not data.strip():
         if optional:
             return None
         raise bad_request("Request body is required: send a JSON object")
-    mimetype = request.mimetype or ""
-    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+    if not _is_json_media_type(request.mimetype or ""):
+        sent = request.headers.get("Content-Type")
         raise ApiError(
-            415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)"
+            415,
+            "unsupported_media_type",
+            "Send the body as JSON with 'Content-Type: application/json'"
+            + (f" (got {sent!r})" if sent else " (the request had no Content-Type)"),
         )
+    if json_too_deep(data):
+        raise bad_request(f"JSON body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
