@@ -28,7 +28,7 @@ from myapp.api.state import begin, commit, rollback
 from myapp.api.testdb import TestDatabase
 from myapp.connector.app import create_app as create_connector
 from myapp.connector.config import ConnectorConfig
-from myapp.connector.conftest import Receiver, receiver  # noqa: F401 - fixture used below
+from myapp.connector.conftest import LOOPBACK, Receiver, receiver  # noqa: F401 - fixture
 from myapp.connector.delivery import Deliverer
 from myapp.connector.signing import SIGNATURE_HEADER, sign
 
@@ -40,8 +40,8 @@ WEBHOOK_SECRET = "webhook-secret-for-tests-0123"  # noqa: S105
 def _running_connector(receiver: Receiver, port: int = 0) -> Iterator[str]:  # noqa: F811
     """A real connector on loopback delivering to `receiver`; yields its base URL."""
     config = ConnectorConfig(
-        webhook_urls=(receiver.url,),
-        webhook_secret=WEBHOOK_SECRET,
+        webhooks=(receiver.webhook(WEBHOOK_SECRET),),
+        allowed_networks=LOOPBACK,
         ingest_token=INGEST_TOKEN,
         retry_base_seconds=0.05,
     )

@@ -63,7 +63,7 @@ def create_app(config: ConnectorConfig, deliverer: Deliverer, registry: Collecto
             fields = {".".join(str(p) for p in err["loc"]): err["msg"] for err in e.errors()}
             return _error(422, "validation_error", "the event is invalid", {"fields": fields})
         queued = Event.from_payload(event.model_dump(mode="json", exclude_none=True))
-        if not config.webhook_urls:
+        if not config.webhooks:
             return jsonify(delivery_id=queued.delivery_id, status="no_target"), 200
         results = deliverer.deliver_everywhere(queued)
         failed = [r for r in results if r.outcome not in (Outcome.DELIVERED, Outcome.REJECTED)]
@@ -72,7 +72,7 @@ def create_app(config: ConnectorConfig, deliverer: Deliverer, registry: Collecto
             resp = _error(
                 503,
                 "delivery_failed",
-                f"{len(failed)} of {len(config.webhook_urls)} webhook(s) did not take the event;"
+                f"{len(failed)} of {len(config.webhooks)} webhook(s) did not take the event;"
                 " send it again later",
                 {"delivery_id": queued.delivery_id},
             )

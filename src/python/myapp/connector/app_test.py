@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from myapp.connector.app import create_app
 from myapp.connector.config import ConnectorConfig
-from myapp.connector.conftest import Receiver
+from myapp.connector.conftest import LOOPBACK, Receiver
 from myapp.connector.delivery import Deliverer
 
 TOKEN = "ingest-token-0123456789"
@@ -27,8 +27,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def client(receiver: Receiver) -> Iterator[FlaskClient]:
     cfg = ConnectorConfig(
-        webhook_urls=(receiver.url,),
-        webhook_secret="webhook-secret-0123456789",
+        webhooks=(receiver.webhook("webhook-secret-0123456789"),),
+        allowed_networks=LOOPBACK,
         ingest_token=TOKEN,
         max_attempts=2,
         retry_base_seconds=0.01,
@@ -64,6 +64,14 @@ def test_a_webhook_that_cannot_take_it_makes_the_sender_keep_it(
     assert body(resp)["error"]["code"] == "delivery_failed"
     resp = client.post("/api/v1/events", json={"action": "rule.create", "id": 2}, headers=AUTH)
     assert resp.status_code == 200  # sent again, it arrives
+
+
+def test_a_redirecting_webhook_makes_the_sender_keep_it(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    receiver.script = [(307, {"Location": "http://127.0.0.1:9/elsewhere"})]
+    resp = client.post("/api/v1/events", json={"action": "rule.update", "id": 4}, headers=AUTH)
+    assert resp.status_code == 503 and body(resp)["error"]["code"] == "delivery_failed"
 
 
 def test_a_refusing_webhook_is_final(client: FlaskClient, receiver: Receiver) -> None:

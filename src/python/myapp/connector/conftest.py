@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import queue
 import threading
 from collections.abc import Iterator
@@ -9,6 +11,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from myapp.connector.config import Webhook
+
+# Test receivers listen on loopback, which the egress rules refuse unless allowed.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 @dataclass
@@ -29,9 +36,15 @@ class Receiver:
     def next(self, timeout: float = 10.0) -> Received:
         return self.requests.get(timeout=timeout)
 
+    def webhook(self, secret: str, name: str = "receiver", path: str = "/hook") -> Webhook:
+        """This receiver as a configured webhook (at `path`) signed with `secret`."""
+        return Webhook(name, self.url.replace("/hook", path), secret)
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+
+@contextlib.contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A receiver on an ephemeral loopback port; it records requests of every method (a
+    redirected POST may come back as a GET)."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -46,6 +59,8 @@ def receiver() -> Iterator[Receiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+        do_GET = do_PUT = do_HEAD = do_POST  # noqa: N815
+
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
@@ -53,6 +68,14 @@ def receiver() -> Iterator[Receiver]:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as state:
+        yield state

@@ -10,6 +10,12 @@ Per webhook, a delivery is retried on connection errors, timeouts, 408/425/429 a
 waiting ``retry_base * 2**(attempt-1)`` seconds (capped; a longer ``Retry-After`` is honoured), up
 to ``max_attempts`` tries, within `REQUEST_BUDGET_SECONDS` for the whole request. Any other 4xx is
 the receiver refusing the event: not retried, and not a reason to send it again.
+
+Redirects are never followed (a 3xx could point anywhere, past the egress rules): a 3xx ends the
+delivery to that webhook at once as ``redirected`` and so does a destination the egress rules
+refuse (``blocked``, see egress.py). Trying again soon would meet the same answer, but both are
+configuration to fix rather than events to drop: like an exhausted delivery they make the answer
+503, so the sender keeps the event until the webhook is fixed (or its own retries end).
 """
 
 from __future__ import annotations
@@ -21,14 +27,21 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from prometheus_client import CollectorRegistry, Counter
 
-from myapp.connector.config import ConnectorConfig
+from myapp.connector.config import ConnectorConfig, Webhook, redact
+from myapp.connector.egress import (
+    AddressGuard,
+    BlockedDestination,
+    Resolver,
+    guarded_session,
+    system_resolver,
+)
 from myapp.connector.signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -50,6 +63,8 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"  # the receiver answered a non-retryable 4xx
     EXHAUSTED = "exhausted"  # every attempt (or the time for them) ran out
     ABORTED = "aborted"  # the connector stopped while waiting to retry
+    REDIRECTED = "redirected"  # the webhook answered 3xx: its URL needs fixing
+    BLOCKED = "blocked"  # the egress rules refuse the webhook's address
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ class Event:
 @dataclass(frozen=True)
 class Result:
     event: Event
-    url: str
+    webhook: Webhook
     outcome: Outcome
     attempts: int
     status: int | None  # last HTTP status, None after a connection error
@@ -92,10 +107,14 @@ class Deliverer:
         registry: CollectorRegistry,
         *,
         clock: Callable[[], float] = time.time,
+        resolver: Resolver | None = None,
     ) -> None:
         self._config = config
         self._stop = threading.Event()
-        self._session = requests.Session()
+        guard = AddressGuard(config.allowed_networks, resolver or system_resolver)
+        self._session = guarded_session(guard)
+        if config.ca_bundle is not None:
+            self._session.verify = config.ca_bundle
         self._clock = clock
         self._delivered: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._delivered_lock = threading.Lock()
@@ -107,7 +126,7 @@ class Deliverer:
         )
         self._attempts = Counter(
             "connector_delivery_attempts",
-            "HTTP attempts by result (status code or 'error')",
+            "HTTP attempts by result (status code, 'error' or 'blocked')",
             ["result"],
             registry=registry,
         )
@@ -125,12 +144,12 @@ class Deliverer:
         self._received.inc()
         deadline = time.monotonic() + REQUEST_BUDGET_SECONDS
         results = []
-        for url in self._config.webhook_urls:
-            key = (event.delivery_id, url)
+        for webhook in self._config.webhooks:
+            key = (event.delivery_id, webhook.name)
             with self._delivered_lock:
                 if key in self._delivered:
                     continue  # a re-send: this webhook has it already
-            result = self.deliver(event, url, deadline)
+            result = self.deliver(event, webhook, deadline)
             self._deliveries.labels(result.outcome.value).inc()
             if result.outcome in (Outcome.DELIVERED, Outcome.REJECTED):
                 with self._delivered_lock:
@@ -140,50 +159,80 @@ class Deliverer:
             results.append(result)
         return results
 
-    def deliver(self, event: Event, url: str, deadline: float | None = None) -> Result:
-        """Post `event` to `url` until it is accepted, refused, or the attempts or time run out."""
+    def deliver(self, event: Event, webhook: Webhook, deadline: float | None = None) -> Result:
+        """Post `event` to `webhook` until it is accepted, refused, or attempts or time run out."""
         cfg = self._config
         status: int | None = None
         for attempt in range(1, cfg.max_attempts + 1):
-            status, retry_after = self._post(event, url)
+            try:
+                status, headers = self._post(event, webhook)
+            except BlockedDestination as e:
+                self._attempts.labels("blocked").inc()
+                log.error(
+                    "webhook %s: not delivering %s: %s", webhook.display, event.delivery_id, e
+                )
+                return Result(event, webhook, Outcome.BLOCKED, attempt, None)
             if status is not None and 200 <= status < 300:
-                return Result(event, url, Outcome.DELIVERED, attempt, status)
+                return Result(event, webhook, Outcome.DELIVERED, attempt, status)
+            if status is not None and 300 <= status < 400:
+                location = headers.get("Location")
+                log.error(
+                    "webhook %s answered %s (to %s) for %s: redirects are not followed",
+                    webhook.display,
+                    status,
+                    redact(location) if location else "nowhere",
+                    event.delivery_id,
+                )
+                return Result(event, webhook, Outcome.REDIRECTED, attempt, status)
             retryable = status is None or status in RETRYABLE_STATUS or status >= 500
             if not retryable:
-                log.warning("webhook %s refused %s with %s", url, event.delivery_id, status)
-                return Result(event, url, Outcome.REJECTED, attempt, status)
+                log.warning(
+                    "webhook %s refused %s with %s", webhook.display, event.delivery_id, status
+                )
+                return Result(event, webhook, Outcome.REJECTED, attempt, status)
             if attempt == cfg.max_attempts:
                 break
             delay = min(cfg.retry_base_seconds * 2 ** (attempt - 1), cfg.retry_max_seconds)
+            retry_after = _retry_after_seconds(headers.get("Retry-After"))
             if retry_after is not None:
                 delay = min(max(delay, retry_after), cfg.retry_max_seconds)
             if deadline is not None and time.monotonic() + delay > deadline:
                 break  # out of time: the sender tries again later
             if self._stop.wait(delay):
-                return Result(event, url, Outcome.ABORTED, attempt, status)
-        log.warning("webhook %s: gave up on %s after %d attempts", url, event.delivery_id, attempt)
-        return Result(event, url, Outcome.EXHAUSTED, attempt, status)
+                return Result(event, webhook, Outcome.ABORTED, attempt, status)
+        log.warning(
+            "webhook %s: gave up on %s after %d attempts",
+            webhook.display,
+            event.delivery_id,
+            attempt,
+        )
+        return Result(event, webhook, Outcome.EXHAUSTED, attempt, status)
 
-    def _post(self, event: Event, url: str) -> tuple[int | None, float | None]:
+    def _post(self, event: Event, webhook: Webhook) -> tuple[int | None, Mapping[str, str]]:
+        """One attempt: the status (None after a connection error) and the answer's headers."""
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
             EVENT_HEADER: event.action,
             DELIVERY_HEADER: event.delivery_id,
             TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(webhook.secret, timestamp, event.body),
         }
-        if self._config.webhook_secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, timestamp, event.body)
         try:
             resp = self._session.post(
-                url, data=event.body, headers=headers, timeout=self._config.timeout_seconds
+                webhook.url,
+                data=event.body,
+                headers=headers,
+                timeout=self._config.timeout_seconds,
+                allow_redirects=False,
             )
         except requests.RequestException as e:
             self._attempts.labels("error").inc()
-            log.info("webhook %s: %s (%s)", url, type(e).__name__, event.delivery_id)
-            return None, None
+            # The exception's text holds the URL's path and query: only its type is logged.
+            log.info("webhook %s: %s (%s)", webhook.display, type(e).__name__, event.delivery_id)
+            return None, {}
         self._attempts.labels(str(resp.status_code)).inc()
-        return resp.status_code, _retry_after_seconds(resp.headers.get("Retry-After"))
+        return resp.status_code, resp.headers
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 
@@ -8,22 +9,27 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from myapp.connector import delivery
-from myapp.connector.config import ConnectorConfig
-from myapp.connector.conftest import Receiver
+from myapp.connector.config import ConnectorConfig, Webhook
+from myapp.connector.conftest import LOOPBACK, Receiver, receiving
 from myapp.connector.delivery import Deliverer, Event, Outcome
 from myapp.connector.signing import verify
 
 SECRET = "webhook-secret-0123456789"
 
 
-def config(*urls: str, attempts: int = 4) -> ConnectorConfig:
+def config(*webhooks: Webhook, attempts: int = 4, allowed: bool = True) -> ConnectorConfig:
     return ConnectorConfig(
-        webhook_urls=urls,
-        webhook_secret=SECRET,
+        webhooks=webhooks,
+        allowed_networks=LOOPBACK if allowed else (),
         max_attempts=attempts,
         retry_base_seconds=0.01,
         timeout_seconds=2.0,
     )
+
+
+def deliver(receiver: Receiver, attempts: int = 4) -> delivery.Result:
+    hook = receiver.webhook(SECRET)
+    return Deliverer(config(hook, attempts=attempts), CollectorRegistry()).deliver(event(), hook)
 
 
 def event(action: str = "rule.create") -> Event:
@@ -31,9 +37,9 @@ def event(action: str = "rule.create") -> Event:
 
 
 def test_delivers_signed_event(receiver: Receiver) -> None:
-    deliverer = Deliverer(config(receiver.url), CollectorRegistry())
+    hook = receiver.webhook(SECRET)
     ev = event()
-    result = deliverer.deliver(ev, receiver.url)
+    result = Deliverer(config(hook), CollectorRegistry()).deliver(ev, hook)
     assert (result.outcome, result.attempts, result.status) == (Outcome.DELIVERED, 1, 200)
     got = receiver.next()
     assert json.loads(got.body) == {"action": "rule.create", "id": 7, "object_type": "rule"}
@@ -45,7 +51,7 @@ def test_delivers_signed_event(receiver: Receiver) -> None:
 
 def test_retries_server_errors_with_the_same_delivery_id(receiver: Receiver) -> None:
     receiver.script = [(500, {}), (503, {}), (429, {"Retry-After": "0"})]
-    result = Deliverer(config(receiver.url), CollectorRegistry()).deliver(event(), receiver.url)
+    result = deliver(receiver)
     assert (result.outcome, result.attempts) == (Outcome.DELIVERED, 4)
     ids = {receiver.next().headers["X-Myapp-Delivery"] for _ in range(4)}
     assert len(ids) == 1
@@ -53,22 +59,21 @@ def test_retries_server_errors_with_the_same_delivery_id(receiver: Receiver) -> 
 
 def test_client_errors_are_not_retried(receiver: Receiver) -> None:
     receiver.script = [(410, {})]
-    result = Deliverer(config(receiver.url), CollectorRegistry()).deliver(event(), receiver.url)
+    result = deliver(receiver)
     assert (result.outcome, result.attempts, result.status) == (Outcome.REJECTED, 1, 410)
 
 
 def test_gives_up_after_max_attempts(receiver: Receiver) -> None:
     receiver.script = [(502, {})] * 10
-    deliverer = Deliverer(config(receiver.url, attempts=3), CollectorRegistry())
-    result = deliverer.deliver(event(), receiver.url)
+    result = deliver(receiver, attempts=3)
     assert (result.outcome, result.attempts, result.status) == (Outcome.EXHAUSTED, 3, 502)
 
 
 def test_connection_refused_is_retried_then_exhausted() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
-    result = Deliverer(config(url, attempts=2), CollectorRegistry()).deliver(event(), url)
+        hook = Webhook("down", f"http://127.0.0.1:{s.getsockname()[1]}/hook", SECRET)
+    result = Deliverer(config(hook, attempts=2), CollectorRegistry()).deliver(event(), hook)
     assert (result.outcome, result.attempts, result.status) == (Outcome.EXHAUSTED, 2, None)
 
 
@@ -76,17 +81,18 @@ def test_delivers_to_every_webhook_and_skips_those_that_have_it_on_a_resend(
     receiver: Receiver,
 ) -> None:
     registry = CollectorRegistry()
-    first, second = receiver.url, receiver.url + "2"
+    first = receiver.webhook(SECRET, "first")
+    second = receiver.webhook(SECRET + "-2", "second", "/hook2")
     receiver.script = [(200, {}), (503, {})]  # the second webhook is down for this request
     deliverer = Deliverer(config(first, second, attempts=1), registry)
     results = deliverer.deliver_everywhere(event("user.create"))
-    assert [(r.url, r.outcome) for r in results] == [
+    assert [(r.webhook, r.outcome) for r in results] == [
         (first, Outcome.DELIVERED),
         (second, Outcome.EXHAUSTED),
     ]
     # The sender sends the event again: only the webhook that missed it gets it now.
     results = deliverer.deliver_everywhere(event("user.create"))
-    assert [(r.url, r.outcome) for r in results] == [(second, Outcome.DELIVERED)]
+    assert [(r.webhook, r.outcome) for r in results] == [(second, Outcome.DELIVERED)]
     paths = [receiver.next().path for _ in range(3)]
     assert sorted(paths) == ["/hook", "/hook2", "/hook2"]
     assert registry.get_sample_value("connector_deliveries_total", {"outcome": "delivered"}) == 2
@@ -111,8 +117,8 @@ def test_retries_stop_at_the_request_budget(
     monkeypatch.setattr(delivery, "REQUEST_BUDGET_SECONDS", 0.3)
     receiver.script = [(503, {"Retry-After": "0.2"})] * 20
     cfg = ConnectorConfig(
-        webhook_urls=(receiver.url,),
-        webhook_secret=SECRET,
+        webhooks=(receiver.webhook(SECRET),),
+        allowed_networks=LOOPBACK,
         max_attempts=20,
         retry_base_seconds=0.05,
         timeout_seconds=2,
@@ -121,3 +127,70 @@ def test_retries_stop_at_the_request_budget(
     (result,) = Deliverer(cfg, CollectorRegistry()).deliver_everywhere(event())
     assert result.outcome is Outcome.EXHAUSTED and 1 < result.attempts < 20
     assert time.monotonic() - started < 2
+
+
+def test_each_webhook_has_its_own_signing_secret(receiver: Receiver) -> None:
+    hooks = {
+        "/hook": receiver.webhook("first-secret-0123456789", "first"),
+        "/hook2": receiver.webhook("second-secret-0123456789", "second", "/hook2"),
+    }
+    deliverer = Deliverer(config(*hooks.values()), CollectorRegistry())
+    assert [r.outcome for r in deliverer.deliver_everywhere(event())] == [Outcome.DELIVERED] * 2
+    for _ in hooks:
+        got = receiver.next()
+        ts, signature = int(got.headers["X-Myapp-Timestamp"]), got.headers["X-Myapp-Signature"]
+        for path, hook in hooks.items():
+            # What one receiver knows does not sign for the other.
+            valid = verify(hook.secret, ts, got.body, signature, now=int(time.time()))
+            assert valid is (path == got.path)
+
+
+def test_a_redirect_is_not_followed(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    with receiving() as elsewhere:
+        receiver.script = [(302, {"Location": elsewhere.url + "?token=from-the-receiver"})]
+        registry = CollectorRegistry()
+        hook = receiver.webhook(SECRET)
+        (result,) = Deliverer(config(hook), registry).deliver_everywhere(event())
+        assert (result.outcome, result.attempts, result.status) == (Outcome.REDIRECTED, 1, 302)
+        receiver.next()
+        time.sleep(0.2)  # a follow-up would have been sent by now
+        assert elsewhere.requests.empty()
+    assert registry.get_sample_value("connector_deliveries_total", {"outcome": "redirected"}) == 1
+    assert "redirects are not followed" in caplog.text
+    assert "from-the-receiver" not in caplog.text
+
+
+def test_a_loopback_webhook_is_blocked_unless_allowed(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = receiver.webhook(SECRET)
+    result = Deliverer(config(hook, allowed=False), CollectorRegistry()).deliver(event(), hook)
+    assert (result.outcome, result.attempts, result.status) == (Outcome.BLOCKED, 1, None)
+    assert "127.0.0.1 (loopback)" in caplog.text
+    assert receiver.requests.empty()
+    result = Deliverer(config(hook, allowed=True), CollectorRegistry()).deliver(event(), hook)
+    assert result.outcome is Outcome.DELIVERED and receiver.next().path == "/hook"
+
+
+def test_a_name_that_resolves_to_a_private_address_is_blocked(receiver: Receiver) -> None:
+    port = receiver.url.split(":")[2].split("/")[0]
+    hook = Webhook("named", f"http://hooks.internal.example:{port}/hook", SECRET)
+    deliverer = Deliverer(
+        config(hook, allowed=False), CollectorRegistry(), resolver=lambda host, port: ["10.1.2.3"]
+    )
+    assert deliverer.deliver(event(), hook).outcome is Outcome.BLOCKED
+
+
+def test_logs_show_webhook_urls_without_credentials_or_query(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=delivery.__name__)
+    user_url = receiver.url.replace("://", "://alice:hunter2-password@") + "?token=tok-in-query"
+    hook = Webhook("with-credentials", user_url, SECRET)
+    receiver.script = [(503, {}), (410, {})]
+    result = Deliverer(config(hook, attempts=2), CollectorRegistry()).deliver(event(), hook)
+    assert result.outcome is Outcome.REJECTED
+    assert receiver.next().path == "/hook?token=tok-in-query"  # the receiver does get them
+    port = receiver.url.split(":")[2].split("/")[0]
+    assert f"with-credentials (http://***@127.0.0.1:{port}/hook?***) refused" in caplog.text
+    assert "hunter2" not in caplog.text and "tok-in-query" not in caplog.text

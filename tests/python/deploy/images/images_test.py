@@ -309,18 +309,20 @@ def test_api_and_webui_serve_a_login_through_the_proxy(images: dict[str, str], p
 
 def test_connector_starts_and_refuses_missing_secrets(images: dict[str, str], pod: str) -> None:
     name = f"{pod}-connector"
+    webhooks = [{"name": "x", "url": "https://hooks.example/x", "secret": secrets.token_hex(16)}]
     _run_hardened(
         pod, name, images["connector"], "-e", "APP_ENV=production",
-        "-e", f"CONNECTOR_WEBHOOK_SECRET={secrets.token_hex(16)}",
+        "-e", f"CONNECTOR_WEBHOOKS={json.dumps(webhooks)}",
         "-e", f"CONNECTOR_INGEST_TOKEN={secrets.token_hex(16)}",
     )  # fmt: skip
     wait_for("the connector's HEALTHCHECK", healthy(name))
+    assert "Booting worker" in logs(name)  # gunicorn, not Werkzeug's development server
     proc = podman(
         "run", "--rm", "--read-only", "--cap-drop=ALL", "-e", "APP_ENV=production",
         images["connector"], check=False,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "CONNECTOR_WEBHOOK_SECRET is required" in proc.stderr
+    assert "CONNECTOR_INGEST_TOKEN is required" in proc.stderr
 
 
 def _seccomp_with_bpf(path: Path) -> Path:
