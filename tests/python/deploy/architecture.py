@@ -86,14 +86,17 @@ SERVICES: dict[str, ServiceContract] = {
         service_ports={"http": 5050},
         env=SHARED_ENV
         | {
-            "CONNECTOR_WEBHOOK_URLS",
-            "CONNECTOR_WEBHOOK_SECRET",
+            "CONNECTOR_WEBHOOKS",
+            "CONNECTOR_ALLOWED_NETWORKS",
+            "CONNECTOR_CA_BUNDLE",
             "CONNECTOR_INGEST_TOKEN",
             "CONNECTOR_MAX_ATTEMPTS",
             "CONNECTOR_RETRY_BASE_SECONDS",
             "CONNECTOR_TIMEOUT_SECONDS",
+            "CONNECTOR_THREADS",
         },
-        secret_env=frozenset({"CONNECTOR_WEBHOOK_SECRET", "CONNECTOR_INGEST_TOKEN"}),
+        # The webhooks hold their URLs (which may carry tokens) and signing secrets.
+        secret_env=frozenset({"CONNECTOR_WEBHOOKS", "CONNECTOR_INGEST_TOKEN"}),
         code="src/python/myapp/connector",
         config_module="src/python/myapp/connector/config.py",
     ),

@@ -4,7 +4,8 @@ and catches up by itself when it comes back.
 
 The agent runs in-process on a loopback port with the real BPF object loaded into the kernel
 (packets go through BPF_PROG_TEST_RUN, no interface needed); the API is the real Flask app on a
-fresh SQLite database.
+fresh SQLite database. They talk over mutual TLS as deployed: certificates from myapp.common.pki,
+the API with the writer identity, the agent checking it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from myapp.api.app import create_app
-from myapp.api.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, Config
+from myapp.api.config import DEV_ADMIN_EMAIL, DEV_ADMIN_PASSWORD, Config, FastPathTls
 from myapp.api.db import dispose
+from myapp.common import pki
 from myapp.fastpath import packets
 from myapp.fastpath.agent import Agent
 from myapp.fastpath.config import Config as AgentConfig
@@ -42,10 +44,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One CA; the TLS directories of the agent, the API (writer) and monitoring (reader)."""
+    return pki.write_dev_certs(tmp_path_factory.mktemp("pki"))
+
+
 @contextmanager
-def running_agent(port: int) -> Iterator[Agent]:
-    """The real agent's gRPC control server on 127.0.0.1:port, BPF object loaded, no attach."""
-    config = AgentConfig(interfaces=(), grpc_port=port, http_port=0, bind="127.0.0.1")
+def running_agent(port: int, certs: dict[str, Path]) -> Iterator[Agent]:
+    """The real agent's mutual-TLS control server on 127.0.0.1:port, BPF object loaded, no
+    attach."""
+    tls = certs["fastpath"]
+    config = AgentConfig(
+        interfaces=(),
+        grpc_port=port,
+        http_port=0,
+        bind="127.0.0.1",
+        tls_cert=tls / "tls.crt",
+        tls_key=tls / "tls.key",
+        tls_client_ca=tls / "ca.crt",
+    )
     agent = Agent(config, Datapath())
     stopping = threading.Event()
     control = build_server(config, [FastPathService(agent, stopping)])
@@ -58,9 +76,10 @@ def running_agent(port: int) -> Iterator[Agent]:
 
 
 @contextmanager
-def api_app(fastpath_port: int | str) -> Iterator[Flask]:
+def api_app(fastpath_port: int | str, client: Path) -> Iterator[Flask]:
     """The API on a fresh SQLite database, syncing every second with the agent on this port (or
-    the agents a FASTPATH_ADDR-style list names)."""
+    the agents a FASTPATH_ADDR-style list names), over mutual TLS with the certificate in
+    `client`."""
     data_dir = Path(tempfile.mkdtemp(prefix="myapp-fastpath-api-"))
     config = Config(
         data_dir=data_dir,
@@ -70,6 +89,7 @@ def api_app(fastpath_port: int | str) -> Iterator[Flask]:
             fastpath_port if isinstance(fastpath_port, str) else f"127.0.0.1:{fastpath_port}"
         ),
         fastpath_sync_interval=1,
+        fastpath_tls=FastPathTls(client / "ca.crt", client / "tls.crt", client / "tls.key"),
     )
     app = create_app(config)
     try:
@@ -133,9 +153,9 @@ def _root() -> None:
     require_root("loading the XDP program behind the fast-path agent")
 
 
-def test_rest_rule_reaches_the_kernel_and_drops_packets() -> None:
+def test_rest_rule_reaches_the_kernel_and_drops_packets(certs: dict[str, Path]) -> None:
     port = _free_port()
-    with running_agent(port) as agent, api_app(port) as app:
+    with running_agent(port, certs) as agent, api_app(port, certs["flask-backend"]) as app:
         client = app.test_client()
         headers = _admin_headers(client)
         blocked, other = packets.packet("203.0.113.9"), packets.packet("198.51.100.9")
@@ -163,9 +183,11 @@ def test_rest_rule_reaches_the_kernel_and_drops_packets() -> None:
         wait_for(lambda: agent.list_rules()[0] == [])
 
 
-def test_api_keeps_working_while_the_agent_is_down_and_catches_up() -> None:
+def test_api_keeps_working_while_the_agent_is_down_and_catches_up(
+    certs: dict[str, Path],
+) -> None:
     port = _free_port()  # nothing listens here yet
-    with api_app(port) as app:
+    with api_app(port, certs["flask-backend"]) as app:
         client = app.test_client()
         headers = _admin_headers(client)
         rule_id = _create_rule(
@@ -179,21 +201,24 @@ def test_api_keeps_working_while_the_agent_is_down_and_catches_up() -> None:
         stats = client.get("/api/v1/fastpath/stats", headers=headers)
         assert stats.status_code == 200 and not stats.get_json()["connected"]
 
-        with running_agent(port) as agent:
+        with running_agent(port, certs) as agent:
             # The periodic reconciliation (1 s here) brings the late agent up to date.
             wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
             assert [r.id for r in agent.list_rules()[0]] == [rule_id]
             assert agent.datapath.test_run(packets.packet("2001:db8:bad::1")) == libbpf.XDP_DROP
 
 
-def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_sync_state() -> None:
+def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_sync_state(
+    certs: dict[str, Path],
+) -> None:
     # One agent per node (a DaemonSet): a rule counts as synced only once all of them have it.
     port_a, port_b = _free_port(), _free_port()
     blocked = packets.packet("192.0.2.77")
-    with running_agent(port_a) as agent_a, api_app(f"127.0.0.1:{port_a},127.0.0.1:{port_b}") as app:
+    fleet = f"127.0.0.1:{port_a},127.0.0.1:{port_b}"
+    with running_agent(port_a, certs) as agent_a, api_app(fleet, certs["flask-backend"]) as app:
         client = app.test_client()
         headers = _admin_headers(client)
-        with running_agent(port_b) as agent_b:
+        with running_agent(port_b, certs) as agent_b:
             rule_id = _create_rule(
                 client, headers, name="fleet", source_cidr="192.0.2.0/24", action="drop"
             )
@@ -224,9 +249,29 @@ def test_every_agent_of_the_fleet_gets_the_rules_and_a_missing_one_holds_the_syn
         assert stats["missing_agents"] == [f"127.0.0.1:{port_b}"] and not stats["connected"]
 
         # B comes back (a restarted pod): the periodic sync gives it the current rule set.
-        with running_agent(port_b) as agent_b:
+        with running_agent(port_b, certs) as agent_b:
             wait_for(lambda: _rule(client, headers, rule_id)["sync_state"] == "synced")
             assert [(r.id, r.revision) for r in agent_b.list_rules()[0]] == [
                 (rule_id, updated["revision"])
             ]
             assert agent_b.datapath.test_run(blocked) == libbpf.XDP_PASS
+
+
+def test_an_api_with_a_reader_certificate_cannot_change_the_agent(certs: dict[str, Path]) -> None:
+    # The agent decides by the certificate: the monitoring identity may read, never write.
+    port = _free_port()
+    with running_agent(port, certs) as agent, api_app(port, certs["monitoring"]) as app:
+        client = app.test_client()
+        headers = _admin_headers(client)
+        rule_id = _create_rule(
+            client, headers, name="not yours", source_cidr="203.0.113.0/24", action="drop"
+        )
+        refused = wait_for(
+            lambda: _rule(client, headers, rule_id)["sync_state"] == "error"
+            and _rule(client, headers, rule_id)
+        )
+        assert "PERMISSION_DENIED" in refused["sync_error"], refused
+        assert agent.list_rules()[0] == []
+        assert agent.datapath.test_run(packets.packet("203.0.113.9")) == libbpf.XDP_PASS
+        status = client.get("/api/v1/fastpath/status", headers=headers).get_json()
+        assert status["connected"] and status["agent"]["rule_count"] == 0, status

@@ -30,6 +30,12 @@ Variables (see docs/ARCHITECTURE.md):
   agent pod. When set, every rule change is pushed to every agent and the full rule set is
   reconciled (and the agents looked up again) every ``FASTPATH_SYNC_INTERVAL`` seconds (default
   30).
+- ``FASTPATH_TLS_CA``, ``FASTPATH_TLS_CERT``, ``FASTPATH_TLS_KEY`` (all three or none): PEM files
+  of the CA bundle the agents' certificates must chain to and of the API's client certificate and
+  key (identity ``spiffe://myapp/flask-backend``); the agents are then called over mutual TLS,
+  checking the name ``FASTPATH_TLS_SERVER_NAME`` (default ``fastpath.myapp-fastpath.svc``) in their
+  certificate, as they are dialled by pod address. Required in production unless every
+  ``FASTPATH_ADDR`` is a loopback address (the agents serve plaintext only there).
 - ``AUTH_CACHE_SECONDS``: on PostgreSQL, how long a process may reuse a valid session check
   (default 10; 0 checks the database on every request). Changes to users and sessions evict
   entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification. Set 0
@@ -45,6 +51,7 @@ Variables (see docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -92,6 +99,7 @@ class Config:
     trusted_proxy_hops: int = 0
     fastpath_addr: str | None = None
     fastpath_sync_interval: int = 30
+    fastpath_tls: FastPathTls | None = None
     auth_cache_seconds: int = 10
     connector_url: str | None = None
     connector_token: str | None = None
@@ -182,6 +190,8 @@ class Config:
                 "CONNECTOR_INGEST_TOKEN is required with CONNECTOR_URL when APP_ENV=production"
             )
 
+        fastpath_tls = _fastpath_tls(env, fastpath_addr, production)
+
         return cls(
             app_env=app_env,
             database_url=database_url,
@@ -210,12 +220,61 @@ class Config:
             fastpath_sync_interval=env_int(
                 env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600
             ),
+            fastpath_tls=fastpath_tls,
             auth_cache_seconds=env_int(env, "AUTH_CACHE_SECONDS", 10, minimum=0, maximum=300),
             connector_url=connector_url,
             connector_token=connector_token,
             log_format=log_format,
             log_level=(env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper(),
         )
+
+
+@dataclass(frozen=True)
+class FastPathTls:
+    """The files of the API's mutual TLS to the agents, and the name their certificate must hold."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    server_name: str = "fastpath.myapp-fastpath.svc"
+
+
+_FASTPATH_TLS = ("FASTPATH_TLS_CA", "FASTPATH_TLS_CERT", "FASTPATH_TLS_KEY")
+
+
+def _fastpath_tls(
+    env: Mapping[str, str], fastpath_addr: str | None, production: bool
+) -> FastPathTls | None:
+    given = {name: env_str(env, name) for name in _FASTPATH_TLS}
+    missing = [name for name, value in given.items() if value is None]
+    if len(missing) == len(_FASTPATH_TLS):
+        hosts = [
+            part.strip().rpartition(":")[0].strip("[]") for part in (fastpath_addr or "").split(",")
+        ]
+        if production and fastpath_addr and not all(_is_loopback(host) for host in hosts):
+            raise ConfigError(
+                f"{', '.join(_FASTPATH_TLS)} are required when APP_ENV=production and "
+                "FASTPATH_ADDR is not a loopback address (the agents accept only mutual TLS), "
+                f"got {fastpath_addr!r}"
+            )
+        return None
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} missing: set all of {', '.join(_FASTPATH_TLS)}")
+    for name, value in given.items():
+        if not Path(str(value)).is_file():
+            raise ConfigError(f"{name}: no such file {value!r}")
+    ca, cert, key = (Path(str(given[name])) for name in _FASTPATH_TLS)
+    server_name = env_str(env, "FASTPATH_TLS_SERVER_NAME", FastPathTls.server_name)
+    return FastPathTls(ca, cert, key, str(server_name))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _url_from_parts(env: Mapping[str, str]) -> str | None:

@@ -7,6 +7,10 @@ retry later) or `FastPathRejected` (the agent refused the request: a bug or a st
 The agents run as a DaemonSet, one per node, and each needs every rule. `AgentFleet` talks to
 all the agents `FASTPATH_ADDR` names (a comma-separated list, and each name resolved to all its
 addresses: a headless Service gives one per pod) and succeeds only where every agent does.
+
+With `FastPathTls` (FASTPATH_TLS_*) every agent is called over mutual TLS: the API shows its
+client certificate and checks the agent's against the CA bundle, under the configured server
+name (agents are dialled by address, so the name cannot come from the address).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -60,6 +66,30 @@ _RETRYABLE = {
 }
 
 
+@dataclass(frozen=True)
+class ChannelCredentials:
+    """What a mutual-TLS channel to an agent needs, read once from the PEM files."""
+
+    root_certificates: bytes
+    private_key: bytes
+    certificate_chain: bytes
+    server_name: str
+
+    @classmethod
+    def from_files(cls, ca: Path, cert: Path, key: Path, server_name: str) -> ChannelCredentials:
+        return cls(ca.read_bytes(), key.read_bytes(), cert.read_bytes(), server_name)
+
+    def channel(self, address: str) -> grpc.Channel:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.root_certificates,
+            private_key=self.private_key,
+            certificate_chain=self.certificate_chain,
+        )
+        return grpc.secure_channel(
+            address, credentials, options=[("grpc.ssl_target_name_override", self.server_name)]
+        )
+
+
 def _agent_name(name: str) -> str:
     return name.encode()[:AGENT_NAME_BYTES].decode(errors="ignore")
 
@@ -89,12 +119,17 @@ def _as_dict(message: Any) -> dict[str, Any]:
 
 
 class FastPathClient:
-    """Thread-safe client of one agent at `address` (host:port); one channel, reused."""
+    """Thread-safe client of one agent at `address` (host:port); one channel, reused.
 
-    def __init__(self, address: str, timeout: float = 3.0) -> None:
+    Plaintext without `tls`: the agents allow it on loopback only (development and tests).
+    """
+
+    def __init__(
+        self, address: str, timeout: float = 3.0, tls: ChannelCredentials | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        self._channel = tls.channel(address) if tls else grpc.insecure_channel(address)
         self._stub = fastpath_pb2_grpc.FastPathControlStub(self._channel)
         self._rates = _RateTracker()
 
@@ -216,9 +251,12 @@ class AgentFleet:
     start later are found within one sync interval, and agents that left are dropped.
     """
 
-    def __init__(self, spec: str, timeout: float = 3.0) -> None:
+    def __init__(
+        self, spec: str, timeout: float = 3.0, tls: ChannelCredentials | None = None
+    ) -> None:
         self.address = spec
         self.timeout = timeout
+        self.tls = tls
         self._lock = threading.Lock()
         self._agents: dict[str, FastPathClient] = {}
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastpath-call")
@@ -231,7 +269,7 @@ class AgentFleet:
                 self._agents.pop(gone).close()
             for agent in found:
                 if agent not in self._agents:
-                    self._agents[agent] = FastPathClient(agent, self.timeout)
+                    self._agents[agent] = FastPathClient(agent, self.timeout, self.tls)
         return found
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ from myapp.api.config import Config
 from myapp.api.db import open_db
 from myapp.api.fastpath.client import (
     AgentFleet,
+    ChannelCredentials,
     FastPathError,
     FastPathRejected,
     FastPathUnavailable,
@@ -190,8 +191,11 @@ def start_reconciler(config: Config) -> Reconciler:
     def mark(refs: Sequence[tuple[int, int]], sync_state: str, error: str | None) -> None:
         rules_service.mark_sync(thread_db(), refs, sync_state, error)
 
+    tls, credentials = config.fastpath_tls, None
+    if tls is not None:
+        credentials = ChannelCredentials.from_files(tls.ca, tls.cert, tls.key, tls.server_name)
     reconciler = Reconciler(
-        AgentFleet(config.fastpath_addr),
+        AgentFleet(config.fastpath_addr, tls=credentials),
         load_rules,
         mark,
         interval=float(config.fastpath_sync_interval),
