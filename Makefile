@@ -2,6 +2,8 @@
 # `make help` lists them. The build itself is Pants: see pants.toml and the BUILD files.
 SHELL := /bin/bash
 PANTS := ./pants
+# The WebUI's Node.js (26, installed by scripts/setup.sh) before the machine's own node.
+export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
 
 .DEFAULT_GOAL := help
 

@@ -49,6 +49,17 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node.js for the WebUI (the current LTS, with npm and corepack) into .cache/node/: see node.sh.
+# shellcheck source=scripts/node.sh
+source "$(dirname "$0")/node.sh"
+if ! node_installed "$NODE_PREFIX"; then
+  if [[ "${1:-}" == "--check" ]]; then
+    echo "setup: Node.js $NODE_VERSION is not installed in $NODE_PREFIX" >&2
+    exit 1
+  fi
+  install_node "$NODE_PREFIX"
+fi
+
 # Toolchain sanity: fail with the package name rather than deep inside a build.
 need() { command -v "$1" >/dev/null || { echo "setup: '$1' not found; install Debian package '$2'" >&2; exit 1; }; }
 need clang clang

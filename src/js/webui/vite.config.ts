@@ -22,5 +22,8 @@ export default defineConfig({
     restoreMocks: true,
     // Generous per-test limit for a loaded CI machine (see src/test-setup.ts).
     testTimeout: 30_000,
+    // Node 25+ has its own global localStorage (undefined without --localstorage-file), which
+    // hides jsdom's: the components' tests need jsdom's.
+    execArgv: ["--no-experimental-webstorage"],
   },
 });

@@ -3,13 +3,13 @@
 // is exercised by the end-to-end suite): what reaches the API, what reaches the browser.
 import fs from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "./app.mjs";
 
-type Seen = { method: string; url: string; headers: http.IncomingHttpHeaders; body: string };
+type Seen = { method: string; url: string; headers: http.IncomingHttpHeaders; body: string; remotePort: number };
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
 
 let upstream: http.Server;
@@ -26,8 +26,11 @@ function listen(server: http.Server): Promise<number> {
   );
 }
 
-function startWebui(apiUrl: URL, secureCookies = false): Promise<void> {
-  webui = http.createServer(createApp({ apiUrl, distDir, secureCookies, apiTimeoutMs: 2000 }));
+type Options = { secureCookies?: boolean; trustedProxyHops?: number; apiTimeoutMs?: number };
+
+function startWebui(apiUrl: URL, options: Options = {}): Promise<void> {
+  const { secureCookies = false, trustedProxyHops = 0, apiTimeoutMs = 2000 } = options;
+  webui = http.createServer(createApp({ apiUrl, distDir, secureCookies, apiTimeoutMs, trustedProxyHops }));
   return listen(webui).then((port) => {
     base = `http://127.0.0.1:${port}`;
   });
@@ -47,6 +50,7 @@ beforeAll(async () => {
         url: req.url ?? "",
         headers: req.headers,
         body: Buffer.concat(chunks).toString(),
+        remotePort: req.socket.remotePort ?? 0,
       };
       seen.push(entry);
       const r = reply(entry);
@@ -226,39 +230,273 @@ describe("proxy", () => {
     expect(seen).toHaveLength(0);
   });
 
-  it("marks the cookie Secure outside development", async () => {
-    const previous = webui;
-    const previousBase = base;
-    await startWebui(upstreamUrl, true);
-    try {
-      reply = () => ({ status: 200, body: tokens });
-      const res = await fetch(`${base}/api/v1/auth/login`, { method: "POST", body: "{}" });
-      expect(res.headers.get("set-cookie")).toContain("Secure");
-      expect(res.headers.get("strict-transport-security")).toContain("max-age=31536000");
-    } finally {
-      await new Promise((r) => webui.close(r));
-      webui = previous;
-      base = previousBase;
-    }
-  });
-
   it("answers 502 with a JSON error when the API is down", async () => {
     const dead = http.createServer();
     const port = await listen(dead);
     await new Promise((r) => dead.close(r));
-    const previous = webui;
-    const previousBase = base;
-    await startWebui(new URL(`http://127.0.0.1:${port}`));
-    try {
+    await withWebui(new URL(`http://127.0.0.1:${port}`), {}, async () => {
       const res = await fetch(`${base}/api/v1/users`);
       expect(res.status).toBe(502);
       const body = await res.json();
       expect(body.error.code).toBe("api_unavailable");
       expect(body.error.message).toMatch(/not reachable/);
+    });
+  });
+
+  it("answers 504 when the API does not answer in time", async () => {
+    const hung = http.createServer(() => {});
+    const port = await listen(hung);
+    try {
+      await withWebui(new URL(`http://127.0.0.1:${port}`), { apiTimeoutMs: 200 }, async () => {
+        const res = await fetch(`${base}/api/v1/users`);
+        expect(res.status).toBe(504);
+        expect((await res.json()).error.code).toBe("api_timeout");
+      });
     } finally {
-      await new Promise((r) => webui.close(r));
-      webui = previous;
-      base = previousBase;
+      hung.closeAllConnections();
+      await new Promise((r) => hung.close(r));
     }
+  });
+
+  it("reuses upstream connections (keep-alive) and streams large bodies both ways", async () => {
+    const big = "x".repeat(3 * 1024 * 1024);
+    reply = (req) => ({ status: 200, body: { size: req.body.length, echo: big } });
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${base}/api/v1/rules`, { method: "PUT", body: big });
+      expect((await res.json()).size).toBe(JSON.stringify(big).length - 2);
+    }
+    expect(new Set(seen.map((s) => s.remotePort)).size).toBe(1);
+  });
+});
+
+/** Runs `fn` against a second WebUI server (other settings), then puts the shared one back. */
+async function withWebui(apiUrl: URL, options: Options, fn: () => Promise<void>): Promise<void> {
+  const previous = webui;
+  const previousBase = base;
+  await startWebui(apiUrl, options);
+  try {
+    await fn();
+  } finally {
+    await new Promise((r) => webui.close(r));
+    webui = previous;
+    base = previousBase;
+  }
+}
+
+/** Writes `request` as is on a new TCP connection and returns the raw answer. */
+function rawRequest(request: string): Promise<string> {
+  const { port } = webui.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+function rawGet(target: string, headers = ""): Promise<string> {
+  return rawRequest(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`);
+}
+
+describe("the /api proxy forwards only normalised paths under /api/ to API_URL", () => {
+  // Stands for an internal service or a metadata endpoint on another loopback address: a
+  // request that names it must never reach it.
+  let decoy: net.Server;
+  let decoyPort: number;
+  let decoyConnections = 0;
+  const decoySockets = new Set<net.Socket>();
+
+  beforeAll(async () => {
+    decoy = net.createServer((socket) => {
+      decoyConnections += 1;
+      decoySockets.add(socket);
+      socket.end("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret");
+    });
+    decoyPort = await new Promise<number>((resolve) =>
+      decoy.listen(0, "127.0.0.2", () => resolve((decoy.address() as AddressInfo).port)),
+    );
+  });
+
+  afterAll(async () => {
+    for (const socket of decoySockets) socket.destroy();
+    await new Promise((r) => decoy.close(r));
+  });
+
+  it("the decoy on 127.0.0.2 answers when asked directly (so the tests below can fail)", async () => {
+    const before = decoyConnections;
+    const res = await fetch(`http://127.0.0.2:${decoyPort}/api/x`);
+    expect(await res.text()).toBe("secret");
+    expect(decoyConnections).toBe(before + 1);
+  });
+
+  it.each([
+    (p: number) => `http://127.0.0.2:${p}/api/x`,
+    (p: number) => `http://127.0.0.2:${p}/api/v1/users?x=1`,
+    (p: number) => `HTTP://127.0.0.2:${p}/api/x`,
+    (p: number) => `http://127.0.0.2:${p}/`,
+  ])("refuses the absolute-form target %#: 400, nothing reaches any upstream", async (target) => {
+    const before = decoyConnections;
+    const answer = await rawGet(target(decoyPort));
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('"code":"bad_request_target"');
+    expect(answer).not.toContain("secret");
+    expect(decoyConnections).toBe(before);
+    expect(seen).toHaveLength(0);
+  });
+
+  it("takes //host/... as a local path (the SPA shell), not as a host to fetch from", async () => {
+    const before = decoyConnections;
+    const answer = await rawGet(`//127.0.0.2:${decoyPort}/api/x`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain("<title>myapp</title>");
+    expect(decoyConnections).toBe(before);
+    expect(seen).toHaveLength(0);
+  });
+
+  it.each([
+    "/api/../metrics",
+    "/api/v1/../../metrics",
+    "/api/%2e%2e/metrics",
+    "/api/%2E%2E/metrics",
+    "/api/.%2e/metrics",
+    "/api/%2e./metrics",
+    "/api/v1/..%2fmetrics",
+    "/api/v1%2f..%2f..%2fmetrics",
+    "/api/v1%2F..%2F..%2Fmetrics",
+    "/api/..\\metrics",
+    "/api/v1/..%5cmetrics",
+    "/api/v1/..%5Cmetrics",
+    "/api/%252e%252e/metrics",
+    "/api/%252e%252e%252fmetrics",
+    "/api/./v1/users",
+    "/api//metrics",
+    "/api/v1/%00",
+    "/api/v1/%zz",
+    "/api/v1/users%",
+    "/API/../metrics",
+    "/api",
+    "/api?x=/api/",
+  ])("refuses %s with 400 and a JSON error, nothing reaches the API", async (target) => {
+    const answer = await rawGet(target);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toMatch(/content-type: application\/json/i);
+    const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+    expect(body.error.code).toBe("bad_request_target");
+    expect(body.error.message).toMatch(/^Not forwarded to the API: /);
+    expect(seen).toHaveLength(0);
+  });
+
+  it("forwards a normal path and its query untouched", async () => {
+    const answer = await rawGet("/api/v1/rules/web.1?q=..%2f..&sort=-name");
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen.map((s) => s.url)).toEqual(["/api/v1/rules/web.1?q=..%2f..&sort=-name"]);
+  });
+
+  it("never returns the API's /metrics", async () => {
+    reply = (req) => (req.url === "/metrics" ? { status: 200, body: "api_requests_total 1" } : { status: 404 });
+    for (const target of ["/api/../metrics", "/api/%2e%2e/metrics", "/api/..\\metrics", "/metrics"]) {
+      expect(await rawGet(target)).not.toContain("api_requests_total");
+    }
+    expect(seen).toHaveLength(0);
+  });
+});
+
+describe("session endpoints refuse cross-site requests", () => {
+  it.each([
+    ["/api/v1/auth/login", { origin: "https://evil.example" }],
+    ["/api/v1/auth/login", { origin: "null" }],
+    ["/api/v1/auth/login", { "sec-fetch-site": "cross-site" }],
+    ["/api/v1/auth/login", { "sec-fetch-site": "same-site", origin: "https://sub.example" }],
+    ["/api/v1/auth/refresh", { origin: "https://evil.example", cookie: "myapp_refresh=x" }],
+    ["/api/v1/auth/logout", { "sec-fetch-site": "cross-site", cookie: "myapp_refresh=x" }],
+    ["/api/v1/auth/password", { origin: "http://127.0.0.1:1" }],
+  ])("%s with %o: 403", async (path, headers) => {
+    const res = await fetch(`${base}${path}`, { method: "POST", headers, body: "{}" });
+    expect(res.status).toBe(403);
+    const body = await res.json();
+    expect(body.error.code).toBe("forbidden");
+    expect(body.error.message).toMatch(/Cross-site session requests are refused/);
+    expect(seen).toHaveLength(0);
+  });
+
+  it("lets same-origin requests and clients that send no Origin (curl) through", async () => {
+    reply = () => ({ status: 200, body: tokens });
+    const sameOrigin = { origin: base, "sec-fetch-site": "same-origin" };
+    for (const headers of [sameOrigin, {}]) {
+      const res = await fetch(`${base}/api/v1/auth/login`, { method: "POST", headers, body: "{}" });
+      expect(res.status).toBe(200);
+    }
+    expect(seen).toHaveLength(2);
+  });
+});
+
+describe("production session cookie", () => {
+  it("is __Host-myapp_refresh: Secure, Path=/, no Domain; HSTS is on", async () => {
+    await withWebui(upstreamUrl, { secureCookies: true }, async () => {
+      reply = () => ({ status: 200, body: tokens });
+      const res = await fetch(`${base}/api/v1/auth/login`, { method: "POST", body: "{}" });
+      const cookie = res.headers.get("set-cookie") ?? "";
+      expect(cookie).toMatch(/^__Host-myapp_refresh=refresh-1; /);
+      expect(cookie.split("; ")).toEqual(
+        expect.arrayContaining(["Path=/", "Secure", "HttpOnly", "SameSite=Strict"]),
+      );
+      expect(cookie).not.toMatch(/Domain=/i);
+      expect(res.headers.get("strict-transport-security")).toContain("max-age=31536000");
+    });
+  });
+
+  it("is read back on refresh; the unprefixed name is ignored", async () => {
+    await withWebui(upstreamUrl, { secureCookies: true }, async () => {
+      reply = () => ({ status: 200, body: tokens });
+      const res = await fetch(`${base}/api/v1/auth/refresh`, {
+        method: "POST",
+        headers: { cookie: "myapp_refresh=planted; __Host-myapp_refresh=real" },
+      });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(seen[0]!.body)).toEqual({ refresh_token: "real" });
+      const planted = await fetch(`${base}/api/v1/auth/refresh`, {
+        method: "POST",
+        headers: { cookie: "myapp_refresh=planted" },
+      });
+      expect(planted.status).toBe(401);
+      expect(seen).toHaveLength(1);
+    });
+  });
+
+  it.each([
+    [false, "myapp_refresh=a; myapp_refresh=b"],
+    [true, "__Host-myapp_refresh=a; other=1; __Host-myapp_refresh=b"],
+  ])("refuses duplicate refresh cookies (secure: %s) with 400 instead of taking one", async (secure, cookie) => {
+    await withWebui(upstreamUrl, { secureCookies: secure }, async () => {
+      for (const path of ["/api/v1/auth/refresh", "/api/v1/auth/logout"]) {
+        const res = await fetch(`${base}${path}`, { method: "POST", headers: { cookie } });
+        expect(res.status).toBe(400);
+        const body = await res.json();
+        expect(body.error.code).toBe("duplicate_session_cookie");
+        expect(body.error.message).toMatch(/carries 2 .*myapp_refresh cookies.*sign in again/);
+        expect(res.headers.get("set-cookie")).toContain("Max-Age=0");
+      }
+      expect(seen).toHaveLength(0);
+    });
+  });
+});
+
+describe("X-Forwarded-For reaching the API", () => {
+  it.each([
+    [0, undefined, "127.0.0.1"],
+    [0, "203.0.113.7", "127.0.0.1"],
+    [1, "203.0.113.7", "203.0.113.7"],
+    [1, "6.6.6.6, 203.0.113.7", "203.0.113.7"],
+    [1, "6.6.6.6,203.0.113.7", "203.0.113.7"],
+    [2, "6.6.6.6, 198.51.100.9, 203.0.113.7", "198.51.100.9"],
+    [2, undefined, "127.0.0.1"],
+  ])("TRUSTED_PROXY_HOPS=%s, X-Forwarded-For %s: the API sees only %s", async (hops, chain, expected) => {
+    await withWebui(upstreamUrl, { trustedProxyHops: hops }, async () => {
+      const headers: Record<string, string> = chain ? { "x-forwarded-for": chain } : {};
+      await fetch(`${base}/api/v1/users`, { headers });
+      await fetch(`${base}/api/v1/auth/login`, { method: "POST", headers, body: "{}" });
+      expect(seen.map((s) => String(s.headers["x-forwarded-for"]).replace(/^::ffff:/, ""))).toEqual([expected, expected]);
+    });
   });
 });

@@ -7,6 +7,10 @@
 //             session cookie is marked Secure (HTTPS only)
 //   DIST_DIR  the built SPA (default: ../dist next to this folder)
 //   API_TIMEOUT_MS  how long to wait for the API before answering 504 (default 30000)
+//   TRUSTED_PROXY_HOPS  how many proxies in front of this server (e.g. the TLS ingress) append
+//             to X-Forwarded-For (default 0: none, the TCP peer is the browser). Express then
+//             takes the browser's address from the last N entries, and the server forwards
+//             only that address to the API (whose own TRUSTED_PROXY_HOPS is 1: this server).
 
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +27,7 @@ function intVar(env, name, fallback, min, max) {
   return value;
 }
 
-/** @returns {{port:number, host:string, apiUrl:URL, appEnv:string, secureCookies:boolean, distDir:string, apiTimeoutMs:number}} */
+/** @returns {{port:number, host:string, apiUrl:URL, appEnv:string, secureCookies:boolean, distDir:string, apiTimeoutMs:number, trustedProxyHops:number}} */
 export function loadConfig(env = process.env) {
   const appEnv = env.APP_ENV || "development";
   if (appEnv !== "development" && appEnv !== "production") {
@@ -48,5 +52,6 @@ export function loadConfig(env = process.env) {
     secureCookies: appEnv !== "development",
     distDir: path.resolve(env.DIST_DIR || path.join(here, "..", "dist")),
     apiTimeoutMs: intVar(env, "API_TIMEOUT_MS", 30000, 100, 600000),
+    trustedProxyHops: intVar(env, "TRUSTED_PROXY_HOPS", 0, 0, 5),
   };
 }

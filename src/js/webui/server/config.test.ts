@@ -9,6 +9,11 @@ describe("loadConfig", () => {
     expect(c.apiUrl.href).toBe("http://flask-backend:5000/");
     expect(c.appEnv).toBe("development");
     expect(c.secureCookies).toBe(false);
+    expect(c.trustedProxyHops).toBe(0);
+  });
+
+  it("reads TRUSTED_PROXY_HOPS", () => {
+    expect(loadConfig({ TRUSTED_PROXY_HOPS: "1" }).trustedProxyHops).toBe(1);
   });
 
   it("marks cookies Secure in production", () => {
@@ -21,6 +26,8 @@ describe("loadConfig", () => {
     [{ API_URL: "flask-backend:5000" }, /API_URL must be an http/],
     [{ API_URL: "::nope" }, /API_URL is not a valid URL/],
     [{ APP_ENV: "staging" }, /APP_ENV must be/],
+    [{ TRUSTED_PROXY_HOPS: "-1" }, /TRUSTED_PROXY_HOPS must be an integer between 0 and 5/],
+    [{ TRUSTED_PROXY_HOPS: "true" }, /TRUSTED_PROXY_HOPS must be an integer/],
   ])("names the bad variable in %o", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
