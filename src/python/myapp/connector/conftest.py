@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import queue
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class Receiver:
     url: str
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     requests: queue.Queue[Received] = field(default_factory=queue.Queue)
+    server_names: list[str | None] = field(default_factory=list)  # SNI of each TLS handshake
 
     def next(self, timeout: float = 10.0) -> Received:
         return self.requests.get(timeout=timeout)
@@ -42,9 +44,9 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiving() -> Iterator[Receiver]:
-    """A receiver on an ephemeral loopback port; it records requests of every method (a
-    redirected POST may come back as a GET)."""
+def receiving(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver on an ephemeral loopback port (HTTPS with `tls`); it records requests of every
+    method (a redirected POST may come back as a GET) and the TLS server names asked for."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -66,6 +68,14 @@ def receiving() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    if tls is not None:
+
+        def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+            state.server_names.append(name)
+
+        tls.sni_callback = record_sni
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        state.url = state.url.replace("http:", "https:")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from myapp.common import pki
 from myapp.connector import delivery
 from myapp.connector.config import ConnectorConfig, Webhook
 from myapp.connector.conftest import LOOPBACK, Receiver, receiving
@@ -194,3 +197,34 @@ def test_logs_show_webhook_urls_without_credentials_or_query(
     port = receiver.url.split(":")[2].split("/")[0]
     assert f"with-credentials (http://***@127.0.0.1:{port}/hook?***) refused" in caplog.text
     assert "hunter2" not in caplog.text and "tok-in-query" not in caplog.text
+
+
+def _hooks_test_is_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"] if host == "hooks.test" else []
+
+
+def test_https_goes_to_the_vetted_address_with_the_hostname_for_sni_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    ca = pki.make_ca("webhook test CA")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(ca.cert_pem())
+    outcomes = {}
+    for certified in ("hooks.test", "someone-else.test"):
+        leaf = pki.issue(ca, certified, dns_names=[certified], server=True)
+        (tmp_path / "tls.crt").write_bytes(leaf.cert_pem())
+        (tmp_path / "tls.key").write_bytes(leaf.key_pem())
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+        with receiving(tls) as receiver:
+            hook = Webhook("tls", receiver.url.replace("127.0.0.1", "hooks.test"), SECRET)
+            cfg = ConnectorConfig(
+                webhooks=(hook,), allowed_networks=LOOPBACK, ca_bundle=str(bundle), max_attempts=1
+            )
+            deliverer = Deliverer(cfg, CollectorRegistry(), resolver=_hooks_test_is_loopback)
+            outcomes[certified] = deliverer.deliver(event(), hook).outcome
+            assert receiver.server_names == ["hooks.test"]
+            if certified == "hooks.test":
+                assert receiver.next().headers["Host"] == hook.url.split("/")[2]
+    # The certificate is checked against the hostname, not the address connected to.
+    assert outcomes == {"hooks.test": Outcome.DELIVERED, "someone-else.test": Outcome.EXHAUSTED}
