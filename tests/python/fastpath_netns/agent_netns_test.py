@@ -123,7 +123,7 @@ def stats(stub: pb_grpc.FastPathControlStub) -> pb.Stats:
 def test_blocked_dropped_others_delivered(
     lab: VethLab, pins: Path, receiver: socket.socket, receiver6: socket.socket, mode: str
 ) -> None:
-    agent, stub = start_agent(lab, pins, FASTPATH_MODE=mode)
+    agent, stub = start_agent(lab, pins, FASTPATH_MODE=mode, FASTPATH_DETACH_ON_EXIT="true")
     try:
         status = stub.GetStatus(pb.GetStatusRequest(), timeout=10)
         assert [(i.name, i.mode, i.attached) for i in status.interfaces] == [
@@ -155,7 +155,7 @@ def test_blocked_dropped_others_delivered(
     finally:
         code, out = agent.terminate()
     assert code == 0, out
-    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0, "SIGTERM must detach the program"
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0, "SIGTERM must detach the program when asked"
 
 
 def test_rate_limit_holds_within_ten_percent(

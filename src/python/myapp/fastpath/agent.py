@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 
 from myapp.fastpath import shared
 from myapp.fastpath.config import Config
-from myapp.fastpath.loader.attach import Attachment, attach, detach, interface_index, is_attached
+from myapp.fastpath.loader.attach import (
+    Attachment,
+    attach,
+    detach,
+    interface_index,
+    is_attached,
+    release,
+)
 from myapp.fastpath.loader.datapath import Datapath
 from myapp.fastpath.rules import ChangeResult, RuleSpec, RuleTable
 from myapp.fastpath.xsk.consumer import SampleRing, XskConsumer, XskFigures
@@ -117,7 +124,9 @@ class Agent:
             consumer.stop()
         self.consumers.clear()
         for att in self.attachments:
-            detach(att)
+            # Left attached by default: the pinned rules keep filtering until the next agent
+            # takes the program over (loader.attach), so a restart has no gap.
+            (detach if self.config.detach_on_exit else release)(att)
         self.attachments.clear()
         self.datapath.close()
 

@@ -22,6 +22,9 @@ FASTPATH_XSK_QUEUES      comma-separated RX queues to open AF_XDP sockets on (de
 FASTPATH_XSK_FRAMES      UMEM frames per socket (default 4096, a power of two)
 FASTPATH_PROTECTED_PREFIXES  comma-separated CIDRs (v4 and v6) whose traffic is always passed,
                          before any rule and the default policy (the control plane's ranges)
+FASTPATH_DETACH_ON_EXIT  true | false: detach the XDP program on SIGTERM (default false: it stays
+                         attached, filtering with the pinned rules, and the next agent takes it
+                         over without a gap)
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Config:
     xsk_queues: tuple[int, ...] = ()
     xsk_frames: int = 4096
     protected_prefixes: tuple[Network, ...] = ()
+    detach_on_exit: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -130,6 +134,7 @@ class Config:
             xsk_queues=queues,
             xsk_frames=frames,
             protected_prefixes=protected,
+            detach_on_exit=_bool(env, "FASTPATH_DETACH_ON_EXIT"),
         )
 
 

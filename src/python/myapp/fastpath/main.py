@@ -49,7 +49,10 @@ def main() -> None:
         "mutual TLS" if config.tls else "plaintext (loopback only)",
     )
     stopping.wait()
-    log.info("stopping: detaching and shutting down")
+    log.info(
+        "stopping: %s",
+        "detaching" if config.detach_on_exit else "the program stays attached for the next agent",
+    )
     control.stop(grace=5)
     http.shutdown()
     agent.close()

@@ -71,12 +71,17 @@ _obj_get = _fn("bpf_obj_get", C.c_int, C.c_char_p)
 _obj_info = _fn("bpf_obj_get_info_by_fd", C.c_int, C.c_int, C.c_void_p, C.POINTER(C.c_uint32))
 _test_run = _fn("bpf_prog_test_run_opts", C.c_int, C.c_int, C.c_void_p)
 _xdp_query_id = _fn("bpf_xdp_query_id", C.c_int, C.c_int, C.c_int, C.POINTER(C.c_uint32))
+_prog_get_fd_by_id = _fn("bpf_prog_get_fd_by_id", C.c_int, C.c_uint32)
+_map_get_fd_by_id = _fn("bpf_map_get_fd_by_id", C.c_int, C.c_uint32)
 
 BPF_ANY = 0
 BPF_NOEXIST = 1
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_REPLACE = 1 << 4
+BPF_MAP_TYPE_ARRAY = 2
+BPF_F_RDONLY_PROG = 1 << 7
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
@@ -130,6 +135,23 @@ class _MapInfo(C.Structure):
     ]
 
 
+class _ProgInfo(C.Structure):
+    # Leading fields of struct bpf_prog_info (linux/bpf.h) up to map_ids.
+    _fields_ = [
+        ("type", C.c_uint32),
+        ("id", C.c_uint32),
+        ("tag", C.c_uint8 * 8),
+        ("jited_prog_len", C.c_uint32),
+        ("xlated_prog_len", C.c_uint32),
+        ("jited_prog_insns", C.c_uint64),
+        ("xlated_prog_insns", C.c_uint64),
+        ("load_time", C.c_uint64),
+        ("created_by_uid", C.c_uint32),
+        ("nr_map_ids", C.c_uint32),
+        ("map_ids", C.c_uint64),
+    ]
+
+
 @dataclass(frozen=True)
 class MapLayout:
     """What must agree between a pinned map and the map a program expects."""
@@ -167,6 +189,61 @@ def map_layout(map_fd: int) -> MapLayout:
     size = C.c_uint32(C.sizeof(info))
     _check(_obj_info(map_fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
     return MapLayout(info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
+
+
+def prog_fd_by_id(prog_id: int) -> int:
+    """fd of the loaded program `prog_id` (the caller closes it)."""
+    return int(_check(_prog_get_fd_by_id(prog_id), f"bpf_prog_get_fd_by_id {prog_id}"))
+
+
+def _prog_info(prog_fd: int, map_ids: C.Array[C.c_uint32] | None = None) -> _ProgInfo:
+    info = _ProgInfo()
+    if map_ids is not None:
+        info.nr_map_ids = len(map_ids)
+        info.map_ids = C.addressof(map_ids)
+    size = C.c_uint32(C.sizeof(info))
+    _check(_obj_info(prog_fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (prog)")
+    return info
+
+
+def _prog_tag_and_maps(prog_fd: int) -> tuple[bytes, list[int]]:
+    count = _prog_info(prog_fd).nr_map_ids
+    ids = (C.c_uint32 * max(count, 1))()
+    info = _prog_info(prog_fd, ids)
+    return bytes(info.tag), list(ids)[: min(count, info.nr_map_ids)]
+
+
+def _frozen_contents(map_id: int) -> tuple[bytes, bytes] | None:
+    """(name, value) of a read-only-for-programs one-entry array (a .rodata), else None."""
+    fd = int(_check(_map_get_fd_by_id(map_id), f"bpf_map_get_fd_by_id {map_id}"))
+    try:
+        info = _MapInfo()
+        size = C.c_uint32(C.sizeof(info))
+        _check(_obj_info(fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
+        if not (
+            info.type == BPF_MAP_TYPE_ARRAY
+            and info.max_entries == 1
+            and info.map_flags & BPF_F_RDONLY_PROG
+        ):
+            return None
+        return bytes(info.name), array_get(fd, 0, info.value_size)
+    finally:
+        os.close(fd)
+
+
+def same_program(a_fd: int, b_fd: int) -> bool:
+    """True when two loaded programs behave alike: the same instructions (tag) over the same
+    maps, where a read-only .rodata counts as the same when its contents are equal (each load
+    makes its own; the verifier prunes code by its values, which the tag does not see)."""
+    tag_a, maps_a = _prog_tag_and_maps(a_fd)
+    tag_b, maps_b = _prog_tag_and_maps(b_fd)
+    if tag_a != tag_b or len(maps_a) != len(maps_b):
+        return False
+    frozen_a = [_frozen_contents(i) for i in set(maps_a) - set(maps_b)]
+    frozen_b = [_frozen_contents(i) for i in set(maps_b) - set(maps_a)]
+    if None in frozen_a or None in frozen_b:
+        return False  # a map that is not one and the same, nor a .rodata
+    return sorted(filter(None, frozen_a)) == sorted(filter(None, frozen_b))
 
 
 def map_update(map_fd: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
