@@ -75,7 +75,19 @@ SERVICES: dict[str, ServiceContract] = {
         kind="DaemonSet",
         container_ports={"grpc": 50051, "http": 8080},
         service_ports={"grpc": 50051, "http": 8080},
-        env=SHARED_ENV | {"FASTPATH_INTERFACES", "FASTPATH_MODE", "FASTPATH_BPFFS"},
+        env=SHARED_ENV
+        | {
+            "FASTPATH_INTERFACES",
+            "FASTPATH_MODE",
+            "FASTPATH_BPFFS",
+            "FASTPATH_XSK_QUEUES",
+            "FASTPATH_TLS_CERT",
+            "FASTPATH_TLS_KEY",
+            "FASTPATH_TLS_CLIENT_CA",
+            "FASTPATH_WRITERS",
+            "FASTPATH_READERS",
+            "FASTPATH_PROTECTED_PREFIXES",
+        },
         code="src/python/myapp/fastpath",
         config_module="src/python/myapp/fastpath/config.py",
     ),
@@ -112,12 +124,18 @@ SERVICES: dict[str, ServiceContract] = {
 }
 
 NAMESPACE = "myapp"
+# The fast-path agent's own namespace (Pod Security `privileged`); `myapp` enforces `restricted`.
+FASTPATH_NAMESPACE = "myapp-fastpath"
 # The only Secret the manifests reference; created by `make k8s-secrets` (never committed).
 SECRET_NAME = "myapp-secrets"
 # Services that scale horizontally with an HPA (beta/prod; alpha scales by hand).
 AUTOSCALED = ("flask-backend", "webui")
-# Capabilities the fast-path agent may add (fastpath.yaml says why each is needed).
-FASTPATH_CAPABILITIES = frozenset({"BPF", "PERFMON", "NET_ADMIN", "NET_RAW"})
+# Capabilities the fast-path agent adds (k8s/kustomize/base/fastpath/fastpath.yaml says why), and
+# the two more that only AF_XDP sockets need (k8s/kustomize/components/fastpath-xsk).
+FASTPATH_CAPABILITIES = ("BPF", "PERFMON", "NET_ADMIN")
+FASTPATH_XSK_CAPABILITIES = ("NET_RAW", "IPC_LOCK")
+# The agent's pins: this directory of the node's bpffs only (a hostPath), never all of it.
+FASTPATH_BPFFS_HOST_PATH = "/sys/fs/bpf/myapp"
 
 
 def scaffolded_services(root: Path) -> dict[str, ServiceContract]:

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from deploy.architecture import SERVICES
-from deploy.manifests import find, kustomize, repo_root, workloads
+from deploy.manifests import expected_namespace, find, kustomize, repo_root, workloads
 
 ROOT = repo_root()
 BASE = kustomize(ROOT / "k8s" / "kustomize" / "overlays" / "beta")
@@ -82,7 +82,8 @@ def test_marchproxy_registry_matches_the_services() -> None:
     for name, entry in entries.items():
         ports = {p["port"] for p in services[name]["spec"]["ports"]}
         assert entry["port"] in ports, f"{name}: registry port {entry['port']} not in {ports}"
-        assert entry["ip_fqdn"] == f"{name}.myapp.svc.cluster.local"
+        [namespace] = expected_namespace(services[name])
+        assert entry["ip_fqdn"] == f"{name}.{namespace}.svc.cluster.local"
         assert entry["health_check"]["port"] in ports
         assert entry["health_check"]["path"] == "/healthz"
     assert [n for n, e in entries.items() if e["public"]] == ["webui"]

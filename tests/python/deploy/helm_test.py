@@ -10,7 +10,8 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
-from deploy.kustomize_test import KUBE_VERSIONS
+from deploy.architecture import FASTPATH_NAMESPACE, NAMESPACE
+from deploy.kustomize_test import KUBE_VERSIONS, tls_mount
 from deploy.manifests import (
     CHARTS,
     ENVIRONMENTS,
@@ -122,7 +123,9 @@ def test_values_never_carry_a_secret(chart: str) -> None:
         if isinstance(node, list):
             return [hit for i, v in enumerate(node) for hit in walk(v, f"{path}[{i}]")]
         leaf = path.rsplit(".", 1)[-1]
-        allowed = leaf in ("existingSecret", "name", "key") or ".secretEnv[" in path
+        allowed = leaf in ("existingSecret", "secretName", "name", "key") or ".secretEnv[" in path
+        # A path (FASTPATH_TLS_KEY=/etc/myapp/tls/tls.key) names the mounted file, not its content.
+        allowed = allowed or (isinstance(node, str) and node.startswith("/etc/myapp/"))
         return [path] if SECRETISH.search(leaf) and not allowed else []
 
     for values in sorted((HELM / chart).glob("values*.yaml")):
@@ -137,3 +140,44 @@ def test_missing_secret_name_is_a_clear_render_error() -> None:
         helm_python.HelmError, match="existingSecret: the name of an existing Secret"
     ):
         helm_render(HELM / "api", values)
+
+
+# The mTLS identities of the fast path's control plane (contract of issue 12): the agent's server
+# certificate and the API's client certificate, each in its namespace's Secret.
+IDENTITIES = {
+    "fastpath": (FASTPATH_NAMESPACE, "fastpath-tls", "spiffe://myapp/fastpath", ["server auth"]),
+    "api": (
+        NAMESPACE,
+        "flask-backend-fastpath-tls",
+        "spiffe://myapp/flask-backend",
+        ["client auth"],
+    ),
+}
+workload_names = {"fastpath": "fastpath", "api": "flask-backend"}
+
+
+@pytest.mark.parametrize("chart", sorted(IDENTITIES))
+def test_cert_manager_option_renders_the_certificate(chart: str) -> None:
+    namespace, secret, uri, usages = IDENTITIES[chart]
+    values = yaml.safe_load((HELM / chart / "values.yaml").read_text())
+    assert find(helm_render(HELM / chart, values, namespace), "Certificate") == []
+    values["tls"]["certManager"]["enabled"] = True
+    values["tls"]["certManager"]["issuerRef"]["name"] = "corp-ca"
+    objs = helm_render(HELM / chart, values, namespace)
+    [cert] = find(objs, "Certificate", secret)
+    assert cert["apiVersion"] == "cert-manager.io/v1"
+    assert cert["metadata"]["namespace"] == namespace
+    spec = cert["spec"]
+    assert spec["secretName"] == secret
+    assert spec["uris"] == [uri]
+    assert spec["usages"] == ["digital signature", *usages]
+    assert spec["issuerRef"] == {
+        "group": "cert-manager.io",
+        "kind": "ClusterIssuer",
+        "name": "corp-ca",
+    }
+    if chart == "fastpath":
+        assert "fastpath.myapp-fastpath.svc" in spec["dnsNames"]
+        assert spec["ipAddresses"] == ["127.0.0.1"]
+    # The workload mounts the same Secret either way.
+    assert tls_mount(objs, workload_names[chart]) == secret

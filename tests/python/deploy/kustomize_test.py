@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes_validate import utils as kv
 
-from deploy.architecture import NAMESPACE, SERVICES
+from deploy.architecture import FASTPATH_NAMESPACE, NAMESPACE, SERVICES
 from deploy.manifests import (
     expected_flows,
     find,
@@ -77,7 +77,9 @@ def test_shared_overlays_use_redis_and_published_images(overlay: str) -> None:
 
 def test_everything_lives_in_the_namespace_of_the_standards() -> None:
     objs = kustomize(repo_root() / "k8s/kustomize/overlays/alpha")
-    assert [o["metadata"]["name"] for o in find(objs, "Namespace")] == [NAMESPACE]
+    namespaces = {o["metadata"]["name"] for o in find(objs, "Namespace")}
+    assert namespaces == {NAMESPACE, FASTPATH_NAMESPACE}
+    assert {o["metadata"]["namespace"] for o in find(objs, "DaemonSet")} == {FASTPATH_NAMESPACE}
     # The standards' commands name these objects: port-forward svc/webui 3000:80,
     # svc/flask-backend 5000:5000, scale deployment flask-backend.
     webui = find(objs, "Service", "webui")[0]["spec"]["ports"][0]
@@ -99,3 +101,34 @@ def test_policy_check_catches_a_broken_manifest() -> None:
     assert "resources.limits.memory missing" in problems
     assert "must run as non-root" in problems
     assert "JWT_SECRET_FILE is not one flask-backend reads" in problems
+
+
+def tls_mount(objs: list[dict], workload: str) -> str:
+    """The Secret a workload mounts read-only at /etc/myapp/tls (its mTLS certificate)."""
+    [w] = [
+        o
+        for o in objs
+        if o["kind"] in ("Deployment", "DaemonSet") and o["metadata"]["name"] == workload
+    ]
+    pod = w["spec"]["template"]["spec"]
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/etc/myapp/tls"]
+    assert len(mounts) == 1 and mounts[0].get("readOnly") is True, mounts
+    [volume] = [v for v in pod["volumes"] if v["name"] == mounts[0]["name"]]
+    return str(volume["secret"]["secretName"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_control_plane_certificates_are_mounted(overlay: str) -> None:
+    objs = kustomize(repo_root() / "k8s/kustomize/overlays" / overlay)
+    assert tls_mount(objs, "fastpath") == "fastpath-tls"
+    assert tls_mount(objs, "flask-backend") == "flask-backend-fastpath-tls"
+
+
+def test_the_api_reaches_the_host_network_agents_only_through_ip_blocks() -> None:
+    """Host-network pods have node addresses, which pod/namespace selectors do not match."""
+    objs = kustomize(repo_root() / "k8s/kustomize/overlays/beta")
+    assert ("flask-backend", "fastpath", 50051) in pod_flows(objs)
+    policy = find(objs, "NetworkPolicy", "flask-backend-to-fastpath")[0]
+    for rule in policy["spec"]["egress"]:
+        rule["to"] = [peer for peer in rule["to"] if "ipBlock" not in peer]
+    assert ("flask-backend", "fastpath", 50051) not in pod_flows(objs)

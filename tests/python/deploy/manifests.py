@@ -7,6 +7,7 @@ policies, ports, secrets). A problem is a sentence naming the object and what is
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ import yaml
 from deploy.architecture import (
     AUTOSCALED,
     FASTPATH_CAPABILITIES,
+    FASTPATH_NAMESPACE,
+    FASTPATH_XSK_CAPABILITIES,
     NAMESPACE,
     SECRET_NAME,
     SERVICES,
@@ -122,8 +125,11 @@ def _container_problems(where: str, c: Obj, pod_sc: Obj, service: str) -> list[s
     for probe in ("livenessProbe", "readinessProbe"):
         if probe not in c:
             problems.append(f"{where}: no {probe}")
-    if service == "fastpath" and "grpc" not in c.get("livenessProbe", {}):
-        problems.append(f"{where}: the fast path's liveness probe must be a gRPC probe")
+    if service == "fastpath":
+        for probe in ("livenessProbe", "readinessProbe"):
+            if c.get(probe, {}).get("httpGet", {}).get("port") not in ("http", 8080):
+                # The gRPC port requires a client certificate the kubelet does not have.
+                problems.append(f"{where}: the fast path's {probe} must be HTTP on 8080")
     res = c.get("resources", {})
     for part in ("requests", "limits"):
         for what in ("cpu", "memory"):
@@ -140,7 +146,9 @@ def _container_problems(where: str, c: Obj, pod_sc: Obj, service: str) -> list[s
     if "ALL" not in caps.get("drop", []):
         problems.append(f"{where}: capabilities must drop ALL")
     added = set(caps.get("add", []))
-    allowed = FASTPATH_CAPABILITIES if service == "fastpath" else set()
+    allowed: set[str] = set()
+    if service == "fastpath":
+        allowed = {*FASTPATH_CAPABILITIES, *FASTPATH_XSK_CAPABILITIES}
     if added - allowed:
         problems.append(f"{where}: capabilities {sorted(added - allowed)} are not allowed")
     non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
@@ -187,21 +195,30 @@ def policy_problems(objs: list[Obj], *, expect_hpa: bool = True) -> list[str]:
 
     for o in objs:
         ns = o["metadata"].get("namespace")
-        if o["kind"] != "Namespace" and ns != NAMESPACE:
-            problems.append(
-                f"{o['kind']}/{o['metadata']['name']}: namespace {ns!r}, not {NAMESPACE}"
-            )
+        expected = expected_namespace(o)
+        if o["kind"] != "Namespace" and ns not in expected:
+            where = f"{o['kind']}/{o['metadata']['name']}"
+            problems.append(f"{where}: namespace {ns!r}, not {' or '.join(expected)}")
         if o["kind"] == "Secret":
             problems.append(f"Secret/{o['metadata']['name']}: secrets are never defined here")
 
-    if not any(
-        p["spec"].get("podSelector") == {}
-        and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
-        and not p["spec"].get("ingress")
-        and not p["spec"].get("egress")
-        for p in policies
-    ):
-        problems.append("no default-deny NetworkPolicy (podSelector {}, Ingress+Egress, no rules)")
+    problems += protected_prefix_problems(objs)
+    api_config = configmaps.get("flask-backend-config", {}).get("data", {})
+    if api_config.get("FASTPATH_ADDR", FASTPATH_ADDR) != FASTPATH_ADDR:
+        problems.append(f"flask-backend-config: FASTPATH_ADDR must be {FASTPATH_ADDR}")
+    for ns in sorted({w["metadata"].get("namespace") for w in workloads(objs)}):
+        if not any(
+            p["metadata"].get("namespace") == ns
+            and p["spec"].get("podSelector") == {}
+            and set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"}
+            and not p["spec"].get("ingress")
+            and not p["spec"].get("egress")
+            for p in policies
+        ):
+            problems.append(
+                f"namespace {ns}: no default-deny NetworkPolicy (podSelector {{}}, Ingress+Egress,"
+                " no rules)"
+            )
 
     seen = set()
     for w in workloads(objs):
@@ -264,6 +281,55 @@ def policy_problems(objs: list[Obj], *, expect_hpa: bool = True) -> list[str]:
     return problems
 
 
+# The API reaches every agent through the headless Service in the fast path's namespace.
+FASTPATH_ADDR = f"fastpath.{FASTPATH_NAMESPACE}.svc.cluster.local:50051"
+
+
+def protected_prefix_problems(objs: list[Obj]) -> list[str]:
+    """FASTPATH_PROTECTED_PREFIXES: valid CIDRs, and the very ranges the API's egress to the agents
+    lists as ipBlocks (the agents have node addresses, which only ipBlocks match)."""
+    configmaps = {o["metadata"]["name"]: o for o in find(objs, "ConfigMap")}
+    if "fastpath-config" not in configmaps:
+        return []
+    text = configmaps["fastpath-config"].get("data", {}).get("FASTPATH_PROTECTED_PREFIXES", "")
+    prefixes = [p.strip() for p in text.split(",") if p.strip()]
+    problems = []
+    if not prefixes:
+        problems.append("fastpath-config: FASTPATH_PROTECTED_PREFIXES is empty")
+    for prefix in prefixes:
+        try:
+            ipaddress.ip_network(prefix)
+        except ValueError as err:
+            problems.append(f"fastpath-config: FASTPATH_PROTECTED_PREFIXES: {err}")
+    api = find(objs, "Deployment", "flask-backend")
+    blocks = {
+        peer["ipBlock"]["cidr"]
+        for p in find(objs, "NetworkPolicy")
+        if api and selects(p["spec"]["podSelector"], pod_labels(api[0]))
+        for rule in p["spec"].get("egress") or []
+        if _port_matches(rule.get("ports"), 50051)
+        for peer in rule.get("to") or []
+        if "ipBlock" in peer
+    }
+    if api and blocks != set(prefixes):
+        problems.append(
+            f"the API's egress ipBlocks to port 50051 {sorted(blocks)} are not the protected "
+            f"prefixes {sorted(prefixes)}"
+        )
+    return problems
+
+
+def expected_namespace(obj: Obj) -> tuple[str, ...]:
+    """Where an object belongs: the fast path's own objects (named fastpath or fastpath-*) in
+    FASTPATH_NAMESPACE, everything else in NAMESPACE; each namespace has its default deny."""
+    name = obj["metadata"]["name"]
+    if obj["kind"] == "NetworkPolicy" and name == "default-deny-all":
+        return (NAMESPACE, FASTPATH_NAMESPACE)
+    if name == "fastpath" or name.startswith("fastpath-"):
+        return (FASTPATH_NAMESPACE,)
+    return (NAMESPACE,)
+
+
 def images(objs: Iterable[Obj]) -> dict[str, str]:
     """workload name -> image of its first container."""
     return {
@@ -272,35 +338,62 @@ def images(objs: Iterable[Obj]) -> dict[str, str]:
     }
 
 
-def _peer_matches(peers: list[Obj] | None, labels: dict[str, str]) -> bool:
-    """A rule's from/to list: absent or empty means everyone; else a same-namespace pod peer."""
+def _namespace(obj: Obj) -> str:
+    return str(obj["metadata"].get("namespace", ""))
+
+
+def _host_network(workload: Obj) -> bool:
+    return bool(workload["spec"]["template"]["spec"].get("hostNetwork"))
+
+
+def _peer_matches(peers: list[Obj] | None, policy_ns: str, other: Obj) -> bool:
+    """Whether a rule's from/to list admits the workload `other`. Absent or empty: everyone. An
+    ipBlock: node and pod addresses may fall in it, so assume they do. Pod and namespace
+    selectors: pods on the pod network only (a host-network pod has the node's address, which
+    most CNIs do not attribute to any pod); a podSelector alone means the policy's namespace."""
     if not peers:
         return True
-    return any(
-        "podSelector" in peer
-        and "namespaceSelector" not in peer
-        and "ipBlock" not in peer
-        and selects(peer["podSelector"], labels)
-        for peer in peers
-    )
+    labels = pod_labels(other)
+    for peer in peers:
+        if "ipBlock" in peer:
+            return True
+        if _host_network(other):
+            continue
+        ns_selector = peer.get("namespaceSelector")
+        if ns_selector is None:
+            in_namespace = _namespace(other) == policy_ns
+        else:
+            in_namespace = selects(ns_selector, {"kubernetes.io/metadata.name": _namespace(other)})
+        if in_namespace and selects(peer.get("podSelector") or {}, labels):
+            return True
+    return False
 
 
 def _port_matches(ports: list[Obj] | None, port: int) -> bool:
     return not ports or any(p.get("port") == port for p in ports)
 
 
-def _allowed(
-    policies: list[Obj], direction: str, own: dict[str, str], other: dict[str, str], port: int
-) -> bool:
+def _allowed(policies: list[Obj], direction: str, own: Obj, other: Obj, port: int) -> bool:
+    """Whether the policies let `own` open (Egress) or accept (Ingress) this connection; a pod no
+    policy selects for `direction` is not isolated. A host-network pod's own policy is taken at
+    its word (it documents the intent; CNIs with host policies enforce it)."""
     key, peer_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    isolated = False
     for p in policies:
         spec = p["spec"]
-        if direction not in spec.get("policyTypes", []) or not selects(spec["podSelector"], own):
+        if (
+            direction not in spec.get("policyTypes", [])
+            or _namespace(p) != _namespace(own)
+            or not selects(spec["podSelector"], pod_labels(own))
+        ):
             continue
+        isolated = True
         for rule in spec.get(key) or []:
-            if _peer_matches(rule.get(peer_key), other) and _port_matches(rule.get("ports"), port):
+            if _peer_matches(rule.get(peer_key), _namespace(p), other) and _port_matches(
+                rule.get("ports"), port
+            ):
                 return True
-    return False
+    return not isolated
 
 
 def pod_flows(objs: list[Obj]) -> set[tuple[str, str, int]]:
@@ -314,14 +407,16 @@ def pod_flows(objs: list[Obj]) -> set[tuple[str, str, int]]:
                 continue
             for c in dst["spec"]["template"]["spec"]["containers"]:
                 for port in (p["containerPort"] for p in c.get("ports", [])):
-                    if _allowed(
-                        policies, "Egress", pod_labels(src), pod_labels(dst), port
-                    ) and _allowed(policies, "Ingress", pod_labels(dst), pod_labels(src), port):
+                    if _allowed(policies, "Egress", src, dst, port) and _allowed(
+                        policies, "Ingress", dst, src, port
+                    ):
                         flows.add((src["metadata"]["name"], dst["metadata"]["name"], port))
     return flows
 
 
 CHARTS = ("platform", "fastpath", "api", "connector", "webui")  # install order
+# The namespace each chart is installed into (`helm install -n`); the others go to NAMESPACE.
+CHART_NAMESPACES = {"fastpath": FASTPATH_NAMESPACE}
 
 
 def chart_names() -> list[str]:
@@ -368,7 +463,9 @@ def helm_environment(env: str) -> list[Obj]:
     return [
         obj
         for chart in chart_names()
-        for obj in helm_render(root / chart, env_values(root / chart, env))
+        for obj in helm_render(
+            root / chart, env_values(root / chart, env), CHART_NAMESPACES.get(chart, NAMESPACE)
+        )
     ]
 
 
