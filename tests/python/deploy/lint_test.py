@@ -136,3 +136,21 @@ def test_image_workflow_builds_real_targets_with_their_dockerfiles() -> None:
             ), f"{row['target']}: no node_build_script {script!r} in {folder}/BUILD"
         assert (ROOT / row["dockerfile"]).is_file()
         assert row["dockerfile"] == f"{folder}/Dockerfile"
+
+
+def test_pull_requests_cannot_push_and_the_pushed_digest_is_scanned() -> None:
+    """images.yml: only jobs that never run on pull requests may write packages, and Trivy scans
+    the digest the push step pushed (not another local build)."""
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "images.yml").read_text())
+    for name, job in doc["jobs"].items():
+        if job["permissions"].get("packages") == "write":
+            assert (
+                job.get("if") == "github.event_name != 'pull_request'"
+            ), f"job {name} has packages: write on pull requests"
+    steps = doc["jobs"]["build"]["steps"]
+    push = next(i for i, step in enumerate(steps) if step.get("id") == "push")
+    scans = [s for s in steps if "aquasecurity/trivy-action" in s.get("uses", "")]
+    assert scans, "the build job scans nothing"
+    for scan in scans:
+        assert steps.index(scan) > push, "the scan runs before the push"
+        assert scan["with"]["image-ref"].endswith("@${{ steps.push.outputs.digest }}")
