@@ -20,7 +20,13 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.config import KNOWN_SETTINGS
 
 from myapp.api.config import Config, ConfigError
-from myapp.api.workers import BalancedThreadWorker, ConnectionTable, claim_slot, release_slot
+from myapp.api.workers import (
+    BalancedThreadWorker,
+    ConnectionTable,
+    JsonSyncWorker,
+    claim_slot,
+    release_slot,
+)
 from myapp.common.env import env_int
 
 
@@ -42,9 +48,9 @@ class GunicornServer(BaseApplication):
 
 def worker_options(threads: int) -> dict[str, Any]:
     """Worker class and hooks: gthread with least-connections accepting (workers.py) when there
-    are several threads, the sync worker for one."""
+    are several threads, the sync worker for one; both answer gunicorn's own errors in JSON."""
     if threads == 1:
-        return {"threads": 1, "worker_class": "sync"}
+        return {"threads": 1, "worker_class": JsonSyncWorker}
     BalancedThreadWorker.table = ConnectionTable(slots=64)  # TTIN may add workers up to 64
     return {"threads": threads, "worker_class": BalancedThreadWorker, "pre_fork": claim_slot}
 

@@ -9,15 +9,22 @@ connection counts (anonymous shared memory, slots handed out by the master), and
 is woken for a new connection while a sibling holds fewer leaves it in the kernel's backlog for
 that sibling (least-connections balancing). The worker holding the fewest always accepts, so
 the backlog drains at full speed, and an idle server wakes no one.
+
+Both worker classes also answer the errors gunicorn produces itself, before the app sees the
+request (a malformed request line, a request line or header too long, too many headers), in the
+API's JSON error shape instead of gunicorn's HTML page (`write_json_error`).
 """
 
 from __future__ import annotations
 
+import json
 import mmap
 import time
 from typing import Any
 
+from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 _FREE = 2**31 - 1  # a free slot never holds the fewest connections
 
@@ -52,8 +59,58 @@ class ConnectionTable:
         return connections <= min(self.counts)
 
 
-class BalancedThreadWorker(ThreadWorker):
-    """gthread, leaving a new connection to a sibling worker that holds fewer connections."""
+# gunicorn's statuses for requests it cannot parse, as the API's error codes (errors.py).
+_ERROR_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error` (same arguments, same closing answer), writing
+    ``{"error": {"code", "message"}}`` as application/json instead of an HTML page."""
+    body = json.dumps(
+        {
+            "error": {
+                "code": _ERROR_CODES.get(status_int, "http_error"),
+                "message": f"{reason}: {mesg}" if mesg else reason,
+            }
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Cache-Control: no-store\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class JsonErrorsWorker:
+    """Mixin: the worker's own error answers are JSON. gunicorn has no setting or hook for its
+    error page; its `handle_error` picks the status and message and then calls
+    `util.write_error`, so that one function is replaced, in the worker process only (each
+    worker runs this before serving), and gunicorn keeps deciding what each error is."""
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error
+        super().init_process()  # type: ignore[misc]
+
+
+class JsonSyncWorker(JsonErrorsWorker, SyncWorker):
+    """The sync worker (GUNICORN_THREADS=1) with JSON error answers."""
+
+
+class BalancedThreadWorker(JsonErrorsWorker, ThreadWorker):
+    """gthread, leaving a new connection to a sibling worker that holds fewer connections (and
+    answering its own errors in JSON)."""
 
     table: ConnectionTable | None = None  # set by the server before forking
     slot = -1  # set per worker by the master's pre_fork hook

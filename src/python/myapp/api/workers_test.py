@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -33,19 +36,24 @@ _SERVER = textwrap.dedent(
     from myapp.api.server import GunicornServer, worker_options
     from myapp.api.workers_test import pid_app
 
-    options = {"bind": "127.0.0.1:0", "workers": 2, "keepalive": 30, **worker_options(2)}
+    threads = int(sys.argv[1])
+    options = {"bind": "127.0.0.1:0", "workers": 2, "keepalive": 30, **worker_options(threads)}
     GunicornServer(lambda: pid_app, options).run()
     """
 )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[int]:
+@contextlib.contextmanager
+def _gunicorn(tmp_path: Path, threads: int) -> Iterator[int]:
+    """The API's gunicorn set-up (2 workers of `threads` threads) serving `pid_app`; its port."""
     log_path = tmp_path / "gunicorn.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-c", _SERVER, str(threads)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 30
@@ -61,6 +69,12 @@ def server(tmp_path: Path) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[int]:
+    with _gunicorn(tmp_path, threads=2) as port:
+        yield port
 
 
 def _served_by(connection: http.client.HTTPConnection) -> int:
@@ -144,3 +158,58 @@ def test_table_slots_are_shared_with_forked_workers_and_reused() -> None:
     assert table.claim() == 2
     with pytest.raises(RuntimeError, match="more than 3 workers"):
         table.claim()
+
+
+# What gunicorn refuses before the app sees the request, and the status it picks.
+_UNPARSABLE = [
+    pytest.param(b"GARBAGE\r\n\r\n", 400, "bad_request", id="malformed-request-line"),
+    pytest.param(
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        414,
+        "uri_too_long",
+        id="request-line-too-long",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+        431,
+        "request_header_fields_too_large",
+        id="header-too-large",
+    ),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: v\r\n" % index for index in range(150))
+        + b"\r\n",
+        431,
+        "request_header_fields_too_large",
+        id="too-many-headers",
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["sync", "gthread"])
+def error_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    with _gunicorn(tmp_path_factory.mktemp("errors"), threads=request.param) as port:
+        yield port
+
+
+@pytest.mark.parametrize(("raw", "status", "code"), _UNPARSABLE)
+def test_the_servers_own_errors_are_json(
+    error_server: int, raw: bytes, status: int, code: str
+) -> None:
+    with socket.create_connection(("127.0.0.1", error_server), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith(f"HTTP/1.1 {status} "), answer[:300]
+    headers = {
+        name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])
+    }
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"], error
