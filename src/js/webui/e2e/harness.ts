@@ -113,6 +113,7 @@ async function startApiOnce(dataDir: string, env: NodeJS.ProcessEnv): Promise<Se
     BCRYPT_ROUNDS: "4",
     LOGIN_MAX_FAILURES_ACCOUNT: "1000",
     LOGIN_MAX_FAILURES_IP: "1000",
+    LOGIN_MAX_FAILURES_PAIR: "1000",
   });
   const url = `http://127.0.0.1:${apiPort}`;
   try {

@@ -38,7 +38,7 @@ from myapp.api.metrics import DB_ERRORS, request_metrics
 from myapp.api.rules.views import bp as rules_bp
 from myapp.api.security import TokenService, hash_password
 from myapp.api.state import AppState
-from myapp.api.throttle import build_throttle
+from myapp.api.throttle import ThrottlePolicy, build_throttle
 from myapp.api.users.views import bp as users_bp
 from myapp.common.logs import configure_logging, new_request_id, set_request_id_provider
 
@@ -112,9 +112,13 @@ def create_app(config: Config | None = None, *, prepare: bool = True) -> Flask:
             db,
             config.redis_url,
             config.redis_prefix,
-            config.login_max_failures_account,
-            config.login_max_failures_ip,
-            config.login_window_seconds,
+            ThrottlePolicy(
+                max_pair=config.login_max_failures_pair,
+                max_ip=config.login_max_failures_ip,
+                account_free=config.login_max_failures_account,
+                max_delay=config.login_max_delay_seconds,
+                window=config.login_window_seconds,
+            ),
         ),
         dummy_hash=hash_password(uuid.uuid4().hex, config.bcrypt_rounds),
         fastpath=start_reconciler(config) if config.fastpath_addr else None,

@@ -36,7 +36,7 @@ class Fixtures:
         self.login_as = login_as
         self.admin = login_as("admin")
 
-    def user(self) -> int:
+    def user(self, role: str = "viewer") -> int:
         response = self.client.post(
             "/api/v1/users",
             headers=self.admin.headers,
@@ -44,7 +44,7 @@ class Fixtures:
                 "email": f"matrix-{uuid.uuid4().hex[:10]}@example.com",
                 "password": TEST_PASSWORD,
                 "full_name": "Matrix target",
-                "role": "viewer",
+                "role": role,
             },
         )
         assert response.status_code == 201
@@ -167,8 +167,16 @@ MATRIX: dict[tuple[str, str], tuple[Prepare, dict[str, int]]] = {
         ),
         _statuses(401, 403, 403, 200),
     ),
+    # Another admin's e-mail: the caller's own password is asked for (re-authentication).
     ("PATCH", "/api/v1/users/<int:user_id>"): (
-        lambda f, r: (f"/api/v1/users/{f.user()}", {"full_name": "Renamed"}, NO_BODY),
+        lambda f, r: (
+            f"/api/v1/users/{f.user('admin')}",
+            {
+                "email": f"moved-{uuid.uuid4().hex[:10]}@example.com",
+                "current_password": f.password(r),
+            },
+            NO_BODY,
+        ),
         _statuses(401, 403, 403, 200),
     ),
     ("DELETE", "/api/v1/users/<int:user_id>"): (

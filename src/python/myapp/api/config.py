@@ -19,8 +19,12 @@ Variables (see docs/ARCHITECTURE.md):
 - ``ADMIN_EMAIL`` (default admin@example.com) / ``ADMIN_PASSWORD``: the first admin, created when
   no admin exists. Development default password: ``admin123456!`` (printed at start-up).
 - ``REDIS_URL``: login throttling counters in Redis (in the database when unset).
-- ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
-  ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
+- Login throttling (throttle.py; every password attempt counts, a right one is given back),
+  per ``LOGIN_WINDOW_SECONDS`` (default 300): ``LOGIN_MAX_FAILURES_PAIR`` (default 5) per
+  account and client address, then 429; ``LOGIN_MAX_FAILURES_IP`` (default 20) per address,
+  then 429; ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5) per account from all addresses, past
+  which each attempt waits, doubling up to ``LOGIN_MAX_DELAY_SECONDS`` (default 2), never
+  refused (so no one can lock an account out).
 - ``TRUSTED_PROXY_HOPS``: how many proxies in front of the API append to X-Forwarded-For
   (default 0: the client address is the TCP peer). Behind the WebUI's /api proxy set 1 (2 with an
   ingress in front of the WebUI too): login throttling per address and audit `ip` then see the
@@ -36,6 +40,9 @@ Variables (see docs/ARCHITECTURE.md):
   checking the name ``FASTPATH_TLS_SERVER_NAME`` (default ``fastpath.myapp-fastpath.svc``) in their
   certificate, as they are dialled by pod address. Required in production unless every
   ``FASTPATH_ADDR`` is a loopback address (the agents serve plaintext only there).
+- ``FASTPATH_PROTECTED_PREFIXES``: comma-separated CIDRs (the agents' value: the cluster's pod
+  and node ranges). A rule whose source_cidr covers or lies inside one is refused (422) unless an
+  admin sends ``"override": true`` (audited).
 - ``AUTH_CACHE_SECONDS``: on PostgreSQL, how long a process may reuse a valid session check
   (default 10; 0 checks the database on every request). Changes to users and sessions evict
   entries at once through LISTEN/NOTIFY; the lifetime only bounds a lost notification. Set 0
@@ -61,6 +68,7 @@ from urllib.parse import quote, urlsplit
 
 from myapp.api.passwords import password_problem
 from myapp.common.env import ConfigError, env_int, env_str
+from myapp.common.prefixes import Network, parse_prefixes
 
 DEV_ADMIN_EMAIL = "admin@example.com"
 DEV_ADMIN_PASSWORD = "admin123456!"  # noqa: S105 - the documented development default
@@ -95,11 +103,14 @@ class Config:
     redis_prefix: str = "myapp:"
     login_max_failures_account: int = 5
     login_max_failures_ip: int = 20
+    login_max_failures_pair: int = 5
+    login_max_delay_seconds: float = 2.0
     login_window_seconds: int = 300
     trusted_proxy_hops: int = 0
     fastpath_addr: str | None = None
     fastpath_sync_interval: int = 30
     fastpath_tls: FastPathTls | None = None
+    fastpath_protected_prefixes: tuple[Network, ...] = ()
     auth_cache_seconds: int = 10
     connector_url: str | None = None
     connector_token: str | None = None
@@ -214,6 +225,10 @@ class Config:
             redis_prefix=env_str(env, "REDIS_PREFIX", "myapp:") or "myapp:",
             login_max_failures_account=env_int(env, "LOGIN_MAX_FAILURES_ACCOUNT", 5, minimum=1),
             login_max_failures_ip=env_int(env, "LOGIN_MAX_FAILURES_IP", 20, minimum=1),
+            login_max_failures_pair=env_int(env, "LOGIN_MAX_FAILURES_PAIR", 5, minimum=1),
+            login_max_delay_seconds=env_int(
+                env, "LOGIN_MAX_DELAY_SECONDS", 2, minimum=0, maximum=30
+            ),
             login_window_seconds=env_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
             trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=5),
             fastpath_addr=fastpath_addr,
@@ -221,6 +236,7 @@ class Config:
                 env, "FASTPATH_SYNC_INTERVAL", 30, minimum=1, maximum=3600
             ),
             fastpath_tls=fastpath_tls,
+            fastpath_protected_prefixes=parse_prefixes(env.get("FASTPATH_PROTECTED_PREFIXES")),
             auth_cache_seconds=env_int(env, "AUTH_CACHE_SECONDS", 10, minimum=0, maximum=300),
             connector_url=connector_url,
             connector_token=connector_token,

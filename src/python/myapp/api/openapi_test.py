@@ -38,6 +38,7 @@ def fuzz_app() -> Iterator[Flask]:
         create_test_database("sqlite", tmp),
         login_max_failures_account=1_000_000,
         login_max_failures_ip=1_000_000,
+        login_max_failures_pair=1_000_000,
     )
     try:
         with running_app(config) as application:

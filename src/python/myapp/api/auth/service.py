@@ -7,7 +7,9 @@ after the thief) revokes the whole family, which also ends the access tokens bou
 
 from __future__ import annotations
 
+import hmac
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +29,7 @@ from myapp.api.security import (
     new_refresh_token,
     verify_password,
 )
-from myapp.api.state import commit, db, rollback, state
+from myapp.api.state import begin, commit, db, rollback, state
 from myapp.api.users.service import normalize_email, to_out
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,34 @@ def _issue(
     )
 
 
-def _throttle_keys(email: str) -> list[str]:
-    """The budgets a password guess spends: its account's and its client address's."""
-    return [f"acct:{email}", f"ip:{client_ip() or '-'}"]
+def _spend_attempt(email: str, what: str = "logins") -> None:
+    """Count a password attempt on `email` before the password is checked (throttle.py): a
+    429 when its address is over budget, a wait when the account is under attack.
+
+    The count commits at once, so it holds even if this request dies, and simultaneous attempts
+    wait on the counter rows only for that statement; the request goes on in a new
+    transaction."""
+    st = state()
+    verdict = st.throttle.attempt(email, client_ip() or "-")
+    commit()
+    if verdict.retry_after:
+        LOGINS.labels("throttled").inc()
+        raise _too_many(verdict.retry_after, what)
+    if verdict.delay:
+        time.sleep(verdict.delay)  # outside any transaction: no lock is held meanwhile
+    begin()
+
+
+def audit_email(typed: str, exists: bool) -> dict[str, str]:
+    """What an audit entry may keep of a typed e-mail: the address when it names an account,
+    otherwise only a keyed hash (it may be a password typed into the wrong field, or a
+    probe for accounts). The same typed text always gives the same hash, so repeated probes
+    still show up; the key is the server's JWT_SECRET, so a hash cannot be brute-forced
+    offline from the audit log or a webhook receiver."""
+    if exists:
+        return {"email": typed}
+    key = hmac.new(state().config.jwt_secret.encode(), b"audit typed e-mail", "sha256").digest()
+    return {"email_hmac": hmac.new(key, typed.encode(), "sha256").hexdigest()[:32]}
 
 
 def _too_many(retry_after: int, what: str = "logins") -> ApiError:
@@ -91,29 +118,24 @@ def login(email: str, password: str) -> TokenOut:
     st = state()
     d = st.db
     email = normalize_email(email)
-    keys = _throttle_keys(email)
-    wait = st.throttle.retry_after(keys)
-    if wait:
-        LOGINS.labels("throttled").inc()
-        raise _too_many(wait)
+    _spend_attempt(email)
     user = d(d.app_user.email == email).select(limitby=(0, 1)).first()
     # Unknown e-mail: verify against a dummy hash so timing and answer match a wrong password.
     ok = verify_password(password, user.password_hash if user else st.dummy_hash)
     if not user or not ok or not user.active:
-        st.throttle.failure(keys)
         outcome = "inactive" if user and ok else "failure"
         LOGINS.labels(outcome).inc()
         record(
             "auth.login_failed",
             "user",
             user.id if user else None,
-            {"email": email, "reason": outcome},
+            {**audit_email(email, user is not None), "reason": outcome},
             actor_id=user.id if user else None,
-            actor_email=email,
+            actor_email=email if user else None,
         )
         commit()
         raise ApiError(401, "invalid_credentials", INVALID_CREDENTIALS)
-    st.throttle.success(keys[0])
+    st.throttle.succeeded(email, client_ip() or "-")
     # Housekeeping: this user's expired refresh tokens are of no use any more.
     d((d.refresh_token.user_id == user.id) & (d.refresh_token.expires_at < utcnow())).delete()
     if needs_rehash(user.password_hash, st.config.bcrypt_rounds):
@@ -199,27 +221,25 @@ def logout(user_id: int, session_id: str, token: str | None) -> None:
     commit()
 
 
-def _reauthenticate(principal_user: Row, password: str, purpose: str, *, lock: bool = False) -> Row:
+def reauthenticate(principal_user: Row, password: str, purpose: str, *, lock: bool = False) -> Row:
     """The caller's stored row, once `password` has proved again that it is them (OWASP ASVS 4.0
     3.7.1: sensitive changes ask for the password, not only a token).
 
     The caller's row may come from the session cache, so the stored one is read; with `lock`,
     locked (SQLite's write transaction is already exclusive) so that two changes of it cannot
-    interleave. A wrong password is a password guess: it spends the same budgets as a failed
-    login, so a stolen access token cannot be used to guess the password faster."""
+    interleave. A password attempt is a password guess: it spends the same budgets as a login,
+    so a stolen access token cannot be used to guess the password faster."""
     st = state()
     d = st.db
+    user = d(d.app_user.id == principal_user.id).select(d.app_user.email).first()
+    if user is None:
+        raise invalid_token("Token revoked (password, role or status changed); log in again")
+    _spend_attempt(user.email, "password attempts")
     locking: dict[str, Any] = {"for_update": True} if lock and st.config.db_kind != "sqlite" else {}
     user = d(d.app_user.id == principal_user.id).select(**locking).first()
     if user is None or user.token_version != principal_user.token_version:
         raise invalid_token("Token revoked (password, role or status changed); log in again")
-    keys = _throttle_keys(user.email)
-    wait = st.throttle.retry_after(keys)
-    if wait:
-        rollback()
-        raise _too_many(wait, "password attempts")
     if not verify_password(password, user.password_hash):
-        st.throttle.failure(keys)
         record("auth.reauthentication_failed", "user", user.id, {"for": purpose})
         commit()
         raise ApiError(
@@ -228,14 +248,14 @@ def _reauthenticate(principal_user: Row, password: str, purpose: str, *, lock: b
             "Current password is incorrect",
             {"fields": {"current_password": "Current password is incorrect"}},
         )
-    st.throttle.success(keys[0])
+    st.throttle.succeeded(user.email, client_ip() or "-")
     return user
 
 
 def change_password(principal_user: Row, current: str, new: str) -> TokenOut:
     st = state()
     d = st.db
-    user = _reauthenticate(principal_user, current, "password_change", lock=True)
+    user = reauthenticate(principal_user, current, "password_change", lock=True)
     check_new_password(new, user.email, "new_password")
     if current == new:
         raise ApiError(
@@ -303,7 +323,7 @@ def list_sessions(user_id: int, current_session: str) -> list[SessionOut]:
 
 def end_session(principal_user: Row, session_id: str, password: str) -> None:
     """End one of the caller's sessions (the current one too: that is a logout)."""
-    user = _reauthenticate(principal_user, password, "session_end")
+    user = reauthenticate(principal_user, password, "session_end")
     rt = db().refresh_token
     ended = _revoke((rt.family_id == session_id) & (rt.user_id == user.id))
     if not ended:
@@ -315,7 +335,7 @@ def end_session(principal_user: Row, session_id: str, password: str) -> None:
 
 def end_other_sessions(principal_user: Row, current_session: str, password: str) -> int:
     """End every session of the caller but this one; how many were live."""
-    user = _reauthenticate(principal_user, password, "session_end")
+    user = reauthenticate(principal_user, password, "session_end")
     ended = _end_sessions(user.id, db().refresh_token.family_id != current_session)
     record("auth.session_end_others", "user", user.id, {"ended": ended})
     commit()

@@ -40,12 +40,27 @@ class UserCreate(RequestModel):
     active: bool = True
 
 
+# The acting admin's own password: required to change an admin account's password or e-mail
+# (users/views.py), so a stolen admin token cannot take over admin accounts.
+CurrentPassword = Annotated[
+    str | None,
+    Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Your own password; required when the password or e-mail of an admin account "
+        "(yours or another's) changes",
+    ),
+]
+
+
 class UserPut(RequestModel):
     email: Email
     full_name: FullName
     role: Role
     active: bool
     password: Password | None = None
+    current_password: CurrentPassword = None
 
 
 class UserPatch(RequestModel):
@@ -54,6 +69,7 @@ class UserPatch(RequestModel):
     role: Role | None = None
     active: bool | None = None
     password: Password | None = None
+    current_password: CurrentPassword = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> UserPatch:

@@ -91,6 +91,17 @@ def _last_admin(action: str) -> ApiError:
     return ApiError(409, "last_admin", f"Cannot {action} the last active admin")
 
 
+def changes_admin_credentials(user: Row, changes: dict[str, Any]) -> bool:
+    """Whether `changes` set the password or another e-mail of an account that is an admin
+    (before or after the change)."""
+    if user.role != "admin" and changes.get("role") != "admin":
+        return False
+    new_email = changes.get("email")
+    return changes.get("password") is not None or (
+        new_email is not None and normalize_email(new_email) != user.email
+    )
+
+
 def update_user(user: Row, changes: dict[str, Any]) -> Row:
     """Apply validated changes (email, full_name, role, active, password)."""
     d = db()

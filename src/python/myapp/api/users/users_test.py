@@ -423,6 +423,81 @@ def test_the_last_active_admin_is_kept(client: FlaskClient, login_as: LoginAs) -
     assert restored.status_code == 200
 
 
+def test_an_admins_password_or_email_needs_the_callers_password(
+    client: FlaskClient, login_as: LoginAs
+) -> None:
+    """A stolen admin token alone cannot take over admin accounts (OWASP ASVS 4.0 3.7.1)."""
+    admin = login_as("admin")
+    own_password = str(client.application.extensions["myapp"].config.admin_password)
+    other = _created(client, admin, role="admin")
+    path = f"/api/v1/users/{other['id']}"
+    changes: list[dict[str, Any]] = [
+        {"password": "a fresh admin passphrase"},
+        {"email": _email("moved")},
+    ]
+    for change in changes:
+        error = _error(
+            client.patch(path, headers=admin.headers, json=change), 422, "validation_error"
+        )
+        assert error["details"]["fields"] == {
+            "current_password": "Required to change an admin's password or e-mail"
+        }
+        wrong = client.patch(
+            path, headers=admin.headers, json={**change, "current_password": "not my password"}
+        )
+        assert _error(wrong, 422, "validation_error")["details"]["fields"] == {
+            "current_password": "Current password is incorrect"
+        }
+    put = {**{k: other[k] for k in ("email", "full_name", "role", "active")}, "password": None}
+    _error(
+        client.put(path, headers=admin.headers, json={**put, "email": _email("x")}),
+        422,
+        "validation_error",
+    )
+    # Nothing changed; the wrong guesses were audited as failed re-authentications.
+    assert client.get(path, headers=admin.headers).get_json()["email"] == other["email"]
+    login(client, other["email"], TEST_PASSWORD)
+    failed = _audit(client, admin, action="auth.reauthentication_failed", sort="-id")
+    assert [entry["details"] for entry in failed[:2]] == [{"for": "user_update"}] * 2
+    # With the caller's own password both go through; so does the caller's own e-mail.
+    for change in changes:
+        done = client.patch(
+            path, headers=admin.headers, json={**change, "current_password": own_password}
+        )
+        assert done.status_code == 200, done.get_json()
+    login(client, changes[1]["email"], "a fresh admin passphrase")
+    me = admin.user["id"]
+    mine = client.patch(
+        f"/api/v1/users/{me}", headers=admin.headers, json={"email": admin.user["email"].upper()}
+    )
+    assert mine.status_code == 200  # the same address in capitals is no change
+    # Other fields of an admin, and the password of a non-admin, need no password.
+    assert (
+        client.put(
+            path,
+            headers=admin.headers,
+            json={**put, "email": changes[1]["email"], "full_name": "Renamed"},
+        ).status_code
+        == 200
+    )
+    viewer = _created(client, admin)
+    assert (
+        client.patch(
+            f"/api/v1/users/{viewer['id']}",
+            headers=admin.headers,
+            json={"password": "viewer's new one!"},
+        ).status_code
+        == 200
+    )
+    # Promoting someone while setting their password is changing an admin's password.
+    promote = {"role": "admin", "password": "promoted passphrase"}
+    _error(
+        client.patch(f"/api/v1/users/{viewer['id']}", headers=admin.headers, json=promote),
+        422,
+        "validation_error",
+    )
+
+
 # --- the audit trail --------------------------------------------------------------------------
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint
 
 from myapp.api.auth import service as auth_service
 from myapp.api.auth.principal import current_principal
 from myapp.api.auth.schemas import SessionList, SessionsEndedOut
+from myapp.api.errors import validation_error
 from myapp.api.listing import fetch_page
 from myapp.api.routing import Reply, api_route
 from myapp.api.state import commit, db
@@ -83,13 +86,12 @@ def get_user(user_id: int) -> UserOut:
     scope="users:write",
     body=UserPut,
     response=UserOut,
-    errors=(404, 409, 422),
-    summary="Replace a user's e-mail, name, role and status",
+    errors=(404, 409, 422, 429),
+    summary="Replace a user's e-mail, name, role and status (an admin's password or e-mail "
+    "needs current_password)",
 )
 def put_user(user_id: int, body: UserPut) -> UserOut:
-    user = service.update_user(service.get_user(user_id), body.model_dump())
-    commit()
-    return service.to_out(user)
+    return _update(user_id, body.model_dump())
 
 
 @api_route(
@@ -99,11 +101,29 @@ def put_user(user_id: int, body: UserPut) -> UserOut:
     scope="users:write",
     body=UserPatch,
     response=UserOut,
-    errors=(404, 409, 422),
-    summary="Change some fields of a user (password included)",
+    errors=(404, 409, 422, 429),
+    summary="Change some fields of a user (password included; an admin's password or e-mail "
+    "needs current_password)",
 )
 def patch_user(user_id: int, body: UserPatch) -> UserOut:
-    user = service.update_user(service.get_user(user_id), body.model_dump(exclude_unset=True))
+    return _update(user_id, body.model_dump(exclude_unset=True))
+
+
+def _update(user_id: int, changes: dict[str, Any]) -> UserOut:
+    """Apply `changes`; an admin account's password or e-mail (the caller's own or another
+    admin's) changes only once the caller has typed their own password again (OWASP ASVS 4.0
+    3.7.1), through the re-authentication of /auth/password: same throttle, same audit."""
+    current_password = changes.pop("current_password", None)
+    user = service.get_user(user_id)
+    if service.changes_admin_credentials(user, changes):
+        if current_password is None:
+            raise validation_error(
+                {"current_password": "Required to change an admin's password or e-mail"},
+                "Changing an admin's password or e-mail needs your current password",
+            )
+        auth_service.reauthenticate(current_principal().user, current_password, "user_update")
+        user = service.get_user(user_id)  # read again: the throttle's commit ended the snapshot
+    user = service.update_user(user, changes)
     commit()
     return service.to_out(user)
 
