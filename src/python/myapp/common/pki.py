@@ -12,6 +12,8 @@ CLI (``python -m myapp.common.pki`` or ``./pants run src/python/myapp/common:pki
   ``fastpath-ca``, ``fastpath-tls`` and ``flask-backend-fastpath-tls`` as a JSON ``List`` for
   ``kubectl apply -f -``; FILE is the current ``fastpath-ca`` Secret (``kubectl get -o json``),
   whose CA is kept. Rotation: see the fast path's README.
+- ``client-cert --existing-ca FILE IDENTITY DIR``: a client certificate for IDENTITY (e.g.
+  ``spiffe://myapp/monitoring``) from that CA, in ``DIR/{ca.crt,tls.crt,tls.key}``.
 """
 
 from __future__ import annotations
@@ -349,11 +351,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     step = k8s.add_mutually_exclusive_group()
     step.add_argument("--rotate-ca", action="store_true", help="start a CA rotation")
     step.add_argument("--drop-old-ca", action="store_true", help="finish a CA rotation")
+    client = commands.add_parser("client-cert", help="a client certificate from a fastpath-ca")
+    client.add_argument("--existing-ca", type=Path, required=True, help="fastpath-ca (JSON)")
+    client.add_argument("identity", help="its URI SAN, e.g. spiffe://myapp/monitoring")
+    client.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "dev-certs":
             for name, path in write_dev_certs(args.directory).items():
                 print(f"{name}: {path}")
+            return 0
+        if args.command == "client-cert":
+            if "://" not in args.identity:
+                raise PkiError(f"identity {args.identity!r} is not a URI (spiffe://myapp/<name>)")
+            ca = ca_state_from_secret(json.loads(args.existing_ca.read_text()))
+            leaf = client_certificate(ca.signing, args.identity)
+            print(write_tls_dir(args.directory, ca.bundle, leaf))
             return 0
         existing = None
         if args.existing_ca is not None:

@@ -160,3 +160,20 @@ def test_k8s_secrets_refuse_a_broken_ca_secret(
         pki.ca_state_from_secret(mismatched)
     with pytest.raises(pki.PkiError, match="needs the existing"):
         pki.k8s_secrets(None, drop_old_ca=True)
+
+
+def test_client_cert_cli_issues_an_identity_from_the_kept_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = _run_cli(tmp_path, capsys)
+    (ca,) = _decoded(secrets[pki.K8S_CA], "tls.crt")
+    existing = str(tmp_path / "ca.json")
+    out = tmp_path / "reader"
+    assert (
+        pki.main(["client-cert", "--existing-ca", existing, pki.MONITORING_IDENTITY, str(out)]) == 0
+    )
+    reader = x509.load_pem_x509_certificate((out / "tls.crt").read_bytes())
+    assert _verify_client(reader, [ca]) == [pki.MONITORING_IDENTITY]
+    assert x509.load_pem_x509_certificates((out / "ca.crt").read_bytes()) == [ca]
+    assert pki.main(["client-cert", "--existing-ca", existing, "monitoring", str(out)]) == 2
+    assert "is not a URI" in capsys.readouterr().err
