@@ -29,6 +29,7 @@ Variables:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from myapp.common.env import ConfigError, env_int, env_str
 from myapp.common.prefixes import Network, parse_prefixes
+from myapp.connector.egress import refusal
 
 __all__ = ["ConfigError", "ConnectorConfig", "Webhook", "redact"]
 
@@ -68,10 +70,10 @@ def redact(url: str) -> str:
     except ValueError:
         return "<not a URL>"
     host = parts.netloc.rpartition("@")[2]
-    netloc = f"***@{host}" if "@" in parts.netloc else host
+    origin = f"{parts.scheme}://{'***@' if '@' in parts.netloc else ''}{host}" if host else ""
     query = "?***" if parts.query else ""
     fragment = "#***" if parts.fragment else ""
-    return f"{parts.scheme}://{netloc}{parts.path}{query}{fragment}"
+    return f"{origin}{parts.path}{query}{fragment}"
 
 
 class _WebhookSpec(BaseModel):
@@ -130,11 +132,12 @@ class ConnectorConfig:
         ca_bundle = env_str(env, "CONNECTOR_CA_BUNDLE")
         if ca_bundle is not None and not os.path.isfile(ca_bundle):
             raise ConfigError(f"CONNECTOR_CA_BUNDLE: {ca_bundle!r} is not a readable file")
+        allowed = parse_prefixes(
+            env_str(env, "CONNECTOR_ALLOWED_NETWORKS"), "CONNECTOR_ALLOWED_NETWORKS"
+        )
         return cls(
-            webhooks=_webhooks(env_str(env, WEBHOOKS), production),
-            allowed_networks=parse_prefixes(
-                env_str(env, "CONNECTOR_ALLOWED_NETWORKS"), "CONNECTOR_ALLOWED_NETWORKS"
-            ),
+            webhooks=_webhooks(env_str(env, WEBHOOKS), production, allowed),
+            allowed_networks=allowed,
             ca_bundle=ca_bundle,
             ingest_token=ingest_token,
             max_attempts=env_int(env, "CONNECTOR_MAX_ATTEMPTS", 6, minimum=1, maximum=20),
@@ -148,9 +151,12 @@ class ConnectorConfig:
         )
 
 
-def _webhooks(raw: str | None, production: bool) -> tuple[Webhook, ...]:
+def _webhooks(
+    raw: str | None, production: bool, allowed: tuple[Network, ...]
+) -> tuple[Webhook, ...]:
     """CONNECTOR_WEBHOOKS parsed and checked; messages name the variable and the webhook, never
-    its secret or the whole URL."""
+    its secret or the whole URL. An address in a URL is checked here already (a name can only be
+    checked when it is resolved, on each connection: egress.py)."""
     if raw is None:
         return ()
     try:
@@ -175,6 +181,8 @@ def _webhooks(raw: str | None, production: bool) -> tuple[Webhook, ...]:
         if not valid or parts.scheme not in schemes:
             wanted = "an https:// URL (APP_ENV=production)" if production else "an http(s) URL"
             raise ConfigError(f"{WEBHOOKS}: webhook {hook.display} needs {wanted} with a host")
+        if _is_address(parts.hostname) and (why := refusal(parts.hostname or "", allowed)):
+            raise ConfigError(f"{WEBHOOKS}: webhook {hook.display} points at {why}")
         if len(hook.secret) < min_secret:
             raise ConfigError(
                 f"{WEBHOOKS}: webhook {hook.name!r} needs a secret of at least {min_secret}"
@@ -190,6 +198,14 @@ def _webhooks(raw: str | None, production: bool) -> tuple[Webhook, ...]:
                 )
         webhooks.append(hook)
     return tuple(webhooks)
+
+
+def _is_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _env_float(

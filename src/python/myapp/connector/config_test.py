@@ -61,6 +61,18 @@ def test_full_production_configuration(tmp_path: Any) -> None:
     assert SECRET not in repr(cfg)  # secrets stay out of reprs and tracebacks
 
 
+def test_an_allowed_address_may_be_in_a_url() -> None:
+    url = "http://10.1.2.3:8080/hook"
+    cfg = ConnectorConfig.from_env(
+        {
+            "APP_ENV": "development",
+            "CONNECTOR_WEBHOOKS": hooks({"name": "lan", "url": url, "secret": "d" * 16}),
+            "CONNECTOR_ALLOWED_NETWORKS": "10.1.0.0/16",
+        }
+    )
+    assert [w.url for w in cfg.webhooks] == [url]
+
+
 def test_development_accepts_http_and_shorter_secrets() -> None:
     cfg = ConnectorConfig.from_env(
         {
@@ -127,6 +139,22 @@ def test_development_accepts_http_and_shorter_secrets() -> None:
             },
             "webhooks 'a' and 'b' share a secret",
         ),
+        (
+            {
+                "CONNECTOR_WEBHOOKS": hooks(
+                    {"name": "m", "url": "http://169.254.169.254/x", "secret": SECRET}
+                )
+            },
+            r"webhook m \(http://169.254.169.254/x\) points at 169.254.169.254 \(link-local\)",
+        ),
+        (
+            {
+                "CONNECTOR_WEBHOOKS": hooks(
+                    {"name": "m", "url": "http://[::ffff:10.0.0.1]/", "secret": SECRET}
+                )
+            },
+            r"points at 10.0.0.1 \(private\), which is not in CONNECTOR_ALLOWED_NETWORKS",
+        ),
         ({"CONNECTOR_ALLOWED_NETWORKS": "10.0.0.1"}, "CONNECTOR_ALLOWED_NETWORKS"),
         ({"CONNECTOR_ALLOWED_NETWORKS": "10.0.0.1/8"}, "CONNECTOR_ALLOWED_NETWORKS"),
         ({"CONNECTOR_CA_BUNDLE": "/nonexistent/ca.pem"}, "CONNECTOR_CA_BUNDLE"),
@@ -176,6 +204,7 @@ def test_errors_do_not_repeat_secrets_or_url_credentials() -> None:
         ),
         ("https://token@hooks.example/", "https://***@hooks.example/"),
         ("http://[::1/", "<not a URL>"),
+        ("/moved?to=secret", "/moved?***"),  # a relative Location
     ],
 )
 def test_redact(url: str, shown: str) -> None:

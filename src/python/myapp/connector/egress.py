@@ -82,6 +82,15 @@ def _refusal(address: IPAddress) -> str | None:
     return None
 
 
+def refusal(text: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
+    """Why connecting to the address `text` is refused, None when it is public or allowed."""
+    plain = unwrap(ipaddress.ip_address(text.split("%", 1)[0]))  # without an IPv6 scope id
+    why = _refusal(plain)
+    if why is None or any(plain in network for network in allowed):
+        return None
+    return f"{plain} ({why}), which is not in CONNECTOR_ALLOWED_NETWORKS"
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     """Every address `host` resolves to for a TCP connection, in the resolver's order."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -102,14 +111,9 @@ class AddressGuard:
         (one bad address refuses the host: which one a client picks is not ours to choose)."""
         addresses = []
         for text in self._resolve(host, port):
-            address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 scope id
-            plain = unwrap(address)
-            why = _refusal(plain)
-            if why is not None and not any(plain in net for net in self.allowed):
-                raise BlockedDestination(
-                    f"{host} resolves to {plain} ({why}), which is not in"
-                    " CONNECTOR_ALLOWED_NETWORKS"
-                )
+            why = refusal(text, self.allowed)
+            if why is not None:
+                raise BlockedDestination(f"{host} resolves to {why}")
             addresses.append(text)
         if not addresses:
             raise BlockedDestination(f"{host} resolves to no address")
