@@ -74,7 +74,11 @@ def create_app(config: ConnectorConfig, deliverer: Deliverer, registry: Collecto
                 "delivery_failed",
                 f"{len(failed)} of {len(config.webhooks)} webhook(s) did not take the event;"
                 " send it again later",
-                {"delivery_id": queued.delivery_id},
+                # Which webhooks, and why (exhausted, redirected, blocked, aborted): names only.
+                {
+                    "delivery_id": queued.delivery_id,
+                    "failed": {r.webhook.name: r.outcome.value for r in failed},
+                },
             )
             return resp[0], 503, {"Retry-After": "30"}
         rejected = sum(r.outcome is Outcome.REJECTED for r in results)

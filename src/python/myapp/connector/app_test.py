@@ -72,6 +72,7 @@ def test_a_redirecting_webhook_makes_the_sender_keep_it(
     receiver.script = [(307, {"Location": "http://127.0.0.1:9/elsewhere"})]
     resp = client.post("/api/v1/events", json={"action": "rule.update", "id": 4}, headers=AUTH)
     assert resp.status_code == 503 and body(resp)["error"]["code"] == "delivery_failed"
+    assert body(resp)["error"]["details"]["failed"] == {"receiver": "redirected"}
 
 
 def test_a_refusing_webhook_is_final(client: FlaskClient, receiver: Receiver) -> None:
