@@ -113,6 +113,20 @@ def test_a_committed_change_arrives_as_a_signed_webhook(
     assert event == audit["items"][0]
 
 
+def test_a_failed_logins_webhook_carries_no_typed_secret(
+    app: Flask, receiver: Receiver  # noqa: F811
+) -> None:
+    """The webhook is the stored entry: an unknown "e-mail" (maybe a password typed into the
+    wrong field) arrives only as its keyed hash, and the password not at all."""
+    client = app.test_client()
+    typed = {"email": "Hunter2-Passphrase", "password": "the real one, misplaced"}
+    assert client.post("/api/v1/auth/login", json=typed).status_code == 401
+    event = _next_webhook(receiver, "auth.login_failed")
+    assert set(event["details"]) == {"email_hmac", "reason"} and event.get("actor_email") is None
+    text = json.dumps(event).lower()
+    assert typed["email"].lower() not in text and typed["password"] not in text
+
+
 def test_a_rolled_back_entry_is_never_forwarded(
     app: Flask, receiver: Receiver  # noqa: F811 - the imported fixture
 ) -> None:
