@@ -96,11 +96,20 @@ def test_policy_check_catches_a_broken_manifest() -> None:
     container["resources"]["limits"].pop("memory")
     container["securityContext"]["runAsNonRoot"] = False
     container["env"].append({"name": "JWT_SECRET_FILE", "value": "/x"})
+    config = find(objs, "ConfigMap", "flask-backend-config")[0]["data"]
+    config["FASTPATH_TLS_KEY"] = "/etc/myapp/key.pem"
+    config["FASTPATH_ADDR"] = "fastpath:50051"
+    agent = find(objs, "ConfigMap", "fastpath-config")[0]["data"]
+    agent["FASTPATH_PROTECTED_PREFIXES"] += ",192.0.2.0/33"
     problems = "\n".join(policy_problems(objs))
     assert "no readinessProbe" in problems
     assert "resources.limits.memory missing" in problems
     assert "must run as non-root" in problems
     assert "JWT_SECRET_FILE is not one flask-backend reads" in problems
+    assert "FASTPATH_TLS_KEY must be /etc/myapp/tls/tls.key" in problems
+    assert "FASTPATH_ADDR must be fastpath.myapp-fastpath.svc.cluster.local:50051" in problems
+    assert "192.0.2.0/33' does not appear to be an IPv4 or IPv6 network" in problems
+    assert "egress ipBlocks to port 50051" in problems
 
 
 def tls_mount(objs: list[dict], workload: str) -> str:

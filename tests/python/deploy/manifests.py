@@ -203,6 +203,11 @@ def policy_problems(objs: list[Obj], *, expect_hpa: bool = True) -> list[str]:
             problems.append(f"Secret/{o['metadata']['name']}: secrets are never defined here")
 
     problems += protected_prefix_problems(objs)
+    for cm in configmaps.values():
+        for name, value in cm.get("data", {}).items():
+            if name in TLS_FILES and value != TLS_FILES[name]:
+                where = f"ConfigMap/{cm['metadata']['name']}"
+                problems.append(f"{where}: {name} must be {TLS_FILES[name]} (the mounted Secret)")
     api_config = configmaps.get("flask-backend-config", {}).get("data", {})
     if api_config.get("FASTPATH_ADDR", FASTPATH_ADDR) != FASTPATH_ADDR:
         problems.append(f"flask-backend-config: FASTPATH_ADDR must be {FASTPATH_ADDR}")
@@ -283,6 +288,13 @@ def policy_problems(objs: list[Obj], *, expect_hpa: bool = True) -> list[str]:
 
 # The API reaches every agent through the headless Service in the fast path's namespace.
 FASTPATH_ADDR = f"fastpath.{FASTPATH_NAMESPACE}.svc.cluster.local:50051"
+# Certificate Secrets are mounted at /etc/myapp/tls with cert-manager's keys.
+TLS_FILES = {
+    "FASTPATH_TLS_CA": "/etc/myapp/tls/ca.crt",
+    "FASTPATH_TLS_CLIENT_CA": "/etc/myapp/tls/ca.crt",
+    "FASTPATH_TLS_CERT": "/etc/myapp/tls/tls.crt",
+    "FASTPATH_TLS_KEY": "/etc/myapp/tls/tls.key",
+}
 
 
 def protected_prefix_problems(objs: list[Obj]) -> list[str]:
