@@ -499,4 +499,14 @@ describe("X-Forwarded-For reaching the API", () => {
       expect(seen.map((s) => String(s.headers["x-forwarded-for"]).replace(/^::ffff:/, ""))).toEqual([expected, expected]);
     });
   });
+
+  it("drops the forwarding headers a client writes itself", async () => {
+    await fetch(`${base}/api/v1/users`, {
+      headers: { forwarded: "for=6.6.6.6", "x-real-ip": "6.6.6.6", "x-forwarded-port": "1", "x-forwarded-prefix": "/x" },
+    });
+    for (const name of ["forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix"]) {
+      expect(seen[0]!.headers[name], name).toBeUndefined();
+    }
+    expect(seen[0]!.headers["x-forwarded-proto"]).toBe("http");
+  });
 });

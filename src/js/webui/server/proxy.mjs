@@ -32,9 +32,21 @@ const PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%]*$/;
 // Escapes that could turn into a separator, a dot segment or a second round of decoding
 // somewhere behind us (%2e, %2f, %5c, %25), and control characters.
 const REFUSED_ESCAPES = new Set([0x2e, 0x2f, 0x5c, 0x25, 0x7f]);
-// Hop-by-hop headers (RFC 9110 7.6.1), the browser's cookies and Expect (Node answers
-// 100-continue itself) stay on this side of the proxy.
-const DROP_REQUEST_HEADERS = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade", "cookie", "expect"];
+// Hop-by-hop headers (RFC 9110 7.6.1), the browser's cookies, Expect (Node answers 100-continue
+// itself) and forwarding headers the client wrote (X-Forwarded-* are set below) stay here.
+const DROP_REQUEST_HEADERS = [
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "cookie",
+  "expect",
+  "forwarded",
+  "x-forwarded-port",
+  "x-forwarded-prefix",
+  "x-real-ip",
+];
 
 export function errorBody(code, message, details) {
   return { error: details ? { code, message, details } : { code, message } };
