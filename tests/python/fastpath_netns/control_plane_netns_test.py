@@ -233,9 +233,9 @@ def test_restarts_keep_filtering_without_a_gap(
         )
         agent.terminate()
     hits = {r.rule_id: r.matched.packets for r in stats.rules}
-    assert programs[1] == programs[0], "the same program must be kept, not replaced"
-    assert programs[2] not in (0, programs[0]), "a changed program must replace the old one"
     assert sent[blocked] > 1000 and sent[allowed] > 1000, sent
     assert got.get(blocked, 0) == 0, f"{got.get(blocked)} drop-rule packets got through"
     assert hits == {1: sent[blocked], 2: sent[allowed]}, (hits, sent)
     assert got == {allowed: sent[allowed]}, (got, sent)
+    assert programs[1] == programs[0], "the same program must be kept, not replaced"
+    assert programs[2] not in (0, programs[0]), "a changed program must replace the old one"

@@ -32,6 +32,17 @@ def _canonical_cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, StringConstraints(max_length=64), AfterValidator(_canonical_cidr)]
+Override = Annotated[
+    bool,
+    Field(
+        description=(
+            "Accept a source_cidr that covers or lies inside a protected prefix "
+            "(FASTPATH_PROTECTED_PREFIXES: the control plane's ranges, which the fast path "
+            "passes before any rule anyway). Admins only: anyone else gets 403. Recorded in "
+            "the audit entry. Not stored with the rule."
+        )
+    ),
+]
 
 
 class RuleFields(RequestModel):
@@ -45,6 +56,7 @@ class RuleFields(RequestModel):
     sample_rate: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     enabled: bool = True
     priority: Annotated[int, Field(ge=0, le=65535)] = 100
+    override: Override = False
 
 
 class RuleCreate(RuleFields):
@@ -67,6 +79,7 @@ class RulePatch(RequestModel):
     enabled: bool | None = None
     priority: Annotated[int, Field(ge=0, le=65535)] | None = None
     revision: Annotated[int, Field(ge=1)] | None = None
+    override: Override = False
 
 
 class RuleOut(ResponseModel):

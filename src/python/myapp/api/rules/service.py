@@ -6,6 +6,7 @@ count tells, so two concurrent writers can never both win (no lost update) on an
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from myapp.api.db import integrity_errors, utcnow
 from myapp.api.errors import ApiError, not_found, validation_error
 from myapp.api.rules.schemas import RuleOut
 from myapp.api.state import db, rollback, state
+from myapp.common.prefixes import overlapping
 
 SORTABLE = (
     "id",
@@ -91,6 +93,42 @@ def check(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def check_protected(data: dict[str, Any], override: bool, role: str) -> dict[str, str] | None:
+    """None when the rule's source_cidr is clear of FASTPATH_PROTECTED_PREFIXES; with an admin's
+    override, what the audit entry records; otherwise 422 naming the field and the prefix (403
+    when a non-admin asks to override). Checked on every create and update, so a rule that
+    touches the control plane's ranges stays an admin's to change."""
+    protected = state().config.fastpath_protected_prefixes
+    hit = overlapping(ipaddress.ip_network(data["source_cidr"]), protected)
+    if hit is None:
+        return None
+    if not override:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"Rule {data['name']!r}: source_cidr {data['source_cidr']} overlaps the protected "
+            f"prefix {hit}",
+            {
+                "fields": {
+                    "source_cidr": (
+                        f"Overlaps the protected prefix {hit} (FASTPATH_PROTECTED_PREFIXES: the "
+                        "fast path passes its traffic before any rule); an admin may send "
+                        '"override": true'
+                    )
+                },
+                "protected_prefix": str(hit),
+            },
+        )
+    if role != "admin":
+        raise ApiError(
+            403,
+            "forbidden",
+            f"Only an admin may override the protected prefix {hit}; ask an admin to create or "
+            "change this rule",
+        )
+    return {"protected_prefix": str(hit)}
+
+
 def match_key(data: dict[str, Any]) -> str:
     return "|".join(
         str(data.get(name) if data.get(name) is not None else "*")
@@ -121,8 +159,9 @@ def _initial_sync_state() -> str:
     return "pending" if state().config.fastpath_addr else "disabled"
 
 
-def create_rule(data: dict[str, Any], actor: str) -> Row:
+def create_rule(data: dict[str, Any], actor: str, override: bool = False, role: str = "") -> Row:
     data = check(dict(data))
+    overridden = check_protected(data, override, role)
     key = match_key(data)
     d = db()
     if not d(d.fw_rule.match_key == key).isempty():
@@ -144,7 +183,10 @@ def create_rule(data: dict[str, Any], actor: str) -> Row:
         rollback()
         raise _duplicate(key) from None
     row = d.fw_rule(rule_id)
-    record("rule.create", "rule", rule_id, {k: data.get(k) for k in FIELDS})
+    details: dict[str, Any] = {k: data.get(k) for k in FIELDS}
+    if overridden:
+        details["override"] = overridden
+    record("rule.create", "rule", rule_id, details)
     return row
 
 
@@ -186,7 +228,15 @@ def _stale(row: Row, source: str, expected: int) -> ApiError:
 
 
 def update_rule(
-    rule_id: int, changes: dict[str, Any], expected: int, source: str, actor: str, *, full: bool
+    rule_id: int,
+    changes: dict[str, Any],
+    expected: int,
+    source: str,
+    actor: str,
+    *,
+    full: bool,
+    override: bool = False,
+    role: str = "",
 ) -> Row:
     d = db()
     row = get_rule(rule_id)
@@ -203,6 +253,7 @@ def update_rule(
                 if name not in changes:
                     merged[name] = None
     merged = check(merged)
+    overridden = check_protected(merged, override, role)
     key = match_key(merged)
     if not d((d.fw_rule.match_key == key) & (d.fw_rule.id != rule_id)).isempty():
         raise _duplicate(key, exclude=rule_id)
@@ -226,7 +277,10 @@ def update_rule(
             raise not_found(f"Rule {rule_id}")
         raise _stale(current, source, expected)
     changed = {k: merged[k] for k in FIELDS if merged[k] != row[k]}
-    record("rule.update", "rule", rule_id, {"revision": expected + 1, "changes": changed})
+    details: dict[str, Any] = {"revision": expected + 1, "changes": changed}
+    if overridden:
+        details["override"] = overridden
+    record("rule.update", "rule", rule_id, details)
     return d.fw_rule(rule_id)
 
 

@@ -54,11 +54,14 @@ def list_rules(query: RuleQuery) -> RuleList:
     body=RuleCreate,
     response=RuleOut,
     status=201,
-    errors=(409,),
+    errors=(403, 409),
     summary="Create a rule",
 )
 def create_rule(body: RuleCreate) -> Reply:
-    row = service.create_rule(body.model_dump(), current_principal().email)
+    principal = current_principal()
+    row = service.create_rule(
+        body.model_dump(exclude={"override"}), principal.email, body.override, principal.role
+    )
     commit()
     notify_rule_changed(row.as_dict())
     return Reply(
@@ -87,15 +90,23 @@ def get_rule(rule_id: int) -> Reply:
     scope="rules:write",
     body=RulePut,
     response=RuleOut,
-    errors=(404, 409, 412, 428),
+    errors=(403, 404, 409, 412, 428),
     headers=("If-Match",),
     summary="Replace a rule (If-Match or body revision required)",
 )
 def put_rule(rule_id: int, body: RulePut) -> Reply:
     expected, source = service.expected_revision(request.headers.get("If-Match"), body.revision)
-    changes = body.model_dump(exclude={"revision"})
+    changes = body.model_dump(exclude={"revision", "override"})
+    principal = current_principal()
     row = service.update_rule(
-        rule_id, changes, expected, source, current_principal().email, full=True
+        rule_id,
+        changes,
+        expected,
+        source,
+        principal.email,
+        full=True,
+        override=body.override,
+        role=principal.role,
     )
     commit()
     notify_rule_changed(row.as_dict())
@@ -109,13 +120,13 @@ def put_rule(rule_id: int, body: RulePut) -> Reply:
     scope="rules:write",
     body=RulePatch,
     response=RuleOut,
-    errors=(404, 409, 412, 428),
+    errors=(403, 404, 409, 412, 428),
     headers=("If-Match",),
     summary="Change some fields of a rule (If-Match or body revision required)",
 )
 def patch_rule(rule_id: int, body: RulePatch) -> Reply:
     expected, source = service.expected_revision(request.headers.get("If-Match"), body.revision)
-    changes = body.model_dump(exclude_unset=True, exclude={"revision"})
+    changes = body.model_dump(exclude_unset=True, exclude={"revision", "override"})
     nulls = {k for k, v in changes.items() if v is None} - {
         "dst_port_min",
         "dst_port_max",
@@ -124,8 +135,16 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
     }
     if nulls:
         raise validation_error({name: "Cannot be null" for name in sorted(nulls)})
+    principal = current_principal()
     row = service.update_rule(
-        rule_id, changes, expected, source, current_principal().email, full=False
+        rule_id,
+        changes,
+        expected,
+        source,
+        principal.email,
+        full=False,
+        override=body.override,
+        role=principal.role,
     )
     commit()
     notify_rule_changed(row.as_dict())
