@@ -19,8 +19,12 @@ Variables (see docs/ARCHITECTURE.md):
 - ``ADMIN_EMAIL`` (default admin@example.com) / ``ADMIN_PASSWORD``: the first admin, created when
   no admin exists. Development default password: ``admin123456!`` (printed at start-up).
 - ``REDIS_URL``: login throttling counters in Redis (in the database when unset).
-- ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5), ``LOGIN_MAX_FAILURES_IP`` (default 20),
-  ``LOGIN_WINDOW_SECONDS`` (default 300): throttling policy.
+- Login throttling (throttle.py; every password attempt counts, a right one is given back),
+  per ``LOGIN_WINDOW_SECONDS`` (default 300): ``LOGIN_MAX_FAILURES_PAIR`` (default 5) per
+  account and client address, then 429; ``LOGIN_MAX_FAILURES_IP`` (default 20) per address,
+  then 429; ``LOGIN_MAX_FAILURES_ACCOUNT`` (default 5) per account from all addresses, past
+  which each attempt waits, doubling up to ``LOGIN_MAX_DELAY_SECONDS`` (default 2), never
+  refused (so no one can lock an account out).
 - ``TRUSTED_PROXY_HOPS``: how many proxies in front of the API append to X-Forwarded-For
   (default 0: the client address is the TCP peer). Behind the WebUI's /api proxy set 1 (2 with an
   ingress in front of the WebUI too): login throttling per address and audit `ip` then see the
@@ -99,6 +103,8 @@ class Config:
     redis_prefix: str = "myapp:"
     login_max_failures_account: int = 5
     login_max_failures_ip: int = 20
+    login_max_failures_pair: int = 5
+    login_max_delay_seconds: float = 2.0
     login_window_seconds: int = 300
     trusted_proxy_hops: int = 0
     fastpath_addr: str | None = None
@@ -219,6 +225,10 @@ class Config:
             redis_prefix=env_str(env, "REDIS_PREFIX", "myapp:") or "myapp:",
             login_max_failures_account=env_int(env, "LOGIN_MAX_FAILURES_ACCOUNT", 5, minimum=1),
             login_max_failures_ip=env_int(env, "LOGIN_MAX_FAILURES_IP", 20, minimum=1),
+            login_max_failures_pair=env_int(env, "LOGIN_MAX_FAILURES_PAIR", 5, minimum=1),
+            login_max_delay_seconds=env_int(
+                env, "LOGIN_MAX_DELAY_SECONDS", 2, minimum=0, maximum=30
+            ),
             login_window_seconds=env_int(env, "LOGIN_WINDOW_SECONDS", 300, minimum=1),
             trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=5),
             fastpath_addr=fastpath_addr,
