@@ -63,6 +63,7 @@ SERVICES: dict[str, ServiceContract] = {
             "FASTPATH_TLS_CERT",
             "FASTPATH_TLS_KEY",
             "FASTPATH_TLS_SERVER_NAME",
+            "FASTPATH_PROTECTED_PREFIXES",
             "TRUSTED_PROXY_HOPS",
             "CONNECTOR_URL",
             "CONNECTOR_INGEST_TOKEN",

@@ -110,6 +110,7 @@ def test_policy_check_catches_a_broken_manifest() -> None:
     assert "FASTPATH_ADDR must be fastpath.myapp-fastpath.svc.cluster.local:50051" in problems
     assert "192.0.2.0/33' does not appear to be an IPv4 or IPv6 network" in problems
     assert "egress ipBlocks to port 50051" in problems
+    assert "FASTPATH_PROTECTED_PREFIXES must be the agents' value" in problems
 
 
 def tls_mount(objs: list[dict], workload: str) -> str:

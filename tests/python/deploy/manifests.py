@@ -298,8 +298,9 @@ TLS_FILES = {
 
 
 def protected_prefix_problems(objs: list[Obj]) -> list[str]:
-    """FASTPATH_PROTECTED_PREFIXES: valid CIDRs, and the very ranges the API's egress to the agents
-    lists as ipBlocks (the agents have node addresses, which only ipBlocks match)."""
+    """FASTPATH_PROTECTED_PREFIXES: valid CIDRs, the same for the agents and the API, and the very
+    ranges the API's egress to the agents lists as ipBlocks (the agents have node addresses,
+    which only ipBlocks match)."""
     configmaps = {o["metadata"]["name"]: o for o in find(objs, "ConfigMap")}
     if "fastpath-config" not in configmaps:
         return []
@@ -313,6 +314,15 @@ def protected_prefix_problems(objs: list[Obj]) -> list[str]:
             ipaddress.ip_network(prefix)
         except ValueError as err:
             problems.append(f"fastpath-config: FASTPATH_PROTECTED_PREFIXES: {err}")
+    api_config = configmaps.get("flask-backend-config", {}).get("data", {})
+    if (
+        "flask-backend-config" in configmaps
+        and api_config.get("FASTPATH_PROTECTED_PREFIXES") != text
+    ):
+        problems.append(
+            "flask-backend-config: FASTPATH_PROTECTED_PREFIXES must be the agents' value"
+            f" {text!r}, not {api_config.get('FASTPATH_PROTECTED_PREFIXES')!r}"
+        )
     api = find(objs, "Deployment", "flask-backend")
     blocks = {
         peer["ipBlock"]["cidr"]
