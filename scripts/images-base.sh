@@ -2,8 +2,8 @@
 # Local stand-ins for the base images the Dockerfiles name, made with debootstrap because no
 # container registry is reachable from the build machines (CI on GitHub pulls the real ones):
 #   docker.io/library/python:3.11-slim-bookworm  Debian bookworm minbase + python3.11
-#   docker.io/library/node:20-bookworm-slim      the same + the build machine's node 20 binary
-#                                                (Debian bookworm's nodejs is 18; the WebUI needs 20)
+#   docker.io/library/node:26-bookworm-slim      the same + the official node 26 binary (the
+#                                                npm registry's, pinned in scripts/node.sh)
 # Built once (~75 s) and kept in podman's storage; the root file system tarball is cached in
 # $MYAPP_IMAGE_CACHE (default ~/.cache/myapp-images) so a wiped storage re-imports in seconds.
 # Usage: scripts/images-base.sh [--force]
@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/config/containers/containers.conf}"
 CACHE="${MYAPP_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/myapp-images}"
 PY_IMAGE=docker.io/library/python:3.11-slim-bookworm
-NODE_IMAGE=docker.io/library/node:20-bookworm-slim
-ROOTFS_TAR="$CACHE/bookworm-python3.11.tar"
+NODE_IMAGE=docker.io/library/node:26-bookworm-slim
+# libatomic1: the official node binary needs it. The tarball's name follows the package list,
+# so a changed list is not served from an older cache.
+PACKAGES=python3-minimal,python3.11,ca-certificates,libstdc++6,libatomic1
+ROOTFS_TAR="$CACHE/bookworm-$(sha256sum <<<"$PACKAGES" | cut -c1-12).tar"
 
 say() { echo "images-base: $*" >&2; }
 for tool in podman debootstrap; do
@@ -39,7 +42,7 @@ if [[ ! -s "$ROOTFS_TAR" ]]; then
   rootfs=$(mktemp -d "${TMPDIR:-/tmp}/myapp-rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT
   say "debootstrap bookworm from $mirror (about a minute)"
-  debootstrap --variant=minbase --include=python3-minimal,python3.11,ca-certificates,libstdc++6 \
+  debootstrap --variant=minbase --include="$PACKAGES" \
     bookworm "$rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1 ||
     { say "debootstrap failed, see $CACHE/debootstrap.log"; exit 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -51,9 +54,10 @@ if ! podman image exists "$PY_IMAGE"; then
   say "imported $PY_IMAGE"
 fi
 if ! podman image exists "$NODE_IMAGE"; then
-  node_bin=$(command -v node) || { say "node not found on this machine"; exit 1; }
-  [[ $("$node_bin" -p 'process.versions.node.split(".")[0]') == 20 ]] ||
-    { say "$node_bin is not node 20"; exit 1; }
+  # shellcheck source=scripts/node.sh
+  source scripts/node.sh
+  node_installed "$CACHE/node" || install_node "$CACHE/node"
+  node_bin="$CACHE/node/bin/node"
   ctx=$(mktemp -d "${TMPDIR:-/tmp}/myapp-node.XXXXXX")
   cp "$(readlink -f "$node_bin")" "$ctx/node"
   printf 'FROM %s\nCOPY node /usr/local/bin/node\nCMD ["node"]\n' "$PY_IMAGE" >"$ctx/Containerfile"

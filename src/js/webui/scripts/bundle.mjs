@@ -49,7 +49,8 @@ execFileSync(
     tarball,
     "bundle",
   ],
-  { cwd: root, stdio: "inherit", env: { ...process.env, GZIP: "-n" } },
+  // Pants runs build scripts with only node's own folder on PATH: tar and gzip are the system's.
+  { cwd: root, stdio: "inherit", env: { ...process.env, GZIP: "-n", PATH: `${process.env.PATH ?? ""}:/usr/bin:/bin` } },
 );
 fs.rmSync(out, { recursive: true, force: true });
 console.log(`bundle: ${tarball}`);

@@ -191,7 +191,7 @@ def images() -> Iterator[dict[str, str]]:
 
 def _build_images() -> Iterator[dict[str, str]]:
     # A fresh storage: the base images are re-imported from the rootfs tarball cache (seconds;
-    # debootstrap ~2 min on a machine without it) and the node 20 image rebuilt on them.
+    # debootstrap ~2 min on a machine without it) and the node 26 image rebuilt on them.
     start = time.monotonic()
     subprocess.run(
         [str(ROOT / "scripts" / "images-base.sh")], check=True, timeout=900
