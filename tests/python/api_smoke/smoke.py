@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,21 @@ from typing import Any
 from api_smoke.served import ServerDidNotStart, call, stop, wait_for_port, wait_until_answering
 
 ADMIN_PASSWORD = "smoke-admin-password"  # noqa: S105 - a throw-away instance
+
+
+def raw_request(base: str, raw: bytes) -> tuple[int, bytes, dict[str, str]]:
+    """Send `raw` bytes as they are (requests a client library would refuse to write); the
+    answer's status, body and lower-cased headers."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+    return int(status_line.split()[1]), body, headers
 
 
 def run_smoke(pex: Path, say: Any = print) -> None:
@@ -50,6 +66,12 @@ def run_smoke(pex: Path, say: Any = print) -> None:
             status, body, _ = call(f"{base}/readyz")
             assert status == 200, (status, body)
             say("ok  GET /readyz -> 200 (SQLite reachable)")
+            status, body, headers = raw_request(
+                base, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n"
+            )
+            assert status == 431 and headers.get("content-type") == "application/json", headers
+            assert json.loads(body)["error"]["code"] == "request_header_fields_too_large", body
+            say("ok  an oversized header -> 431 from gunicorn itself, in the API's JSON shape")
             status, body, _ = call(
                 f"{base}/api/v1/auth/login",
                 "POST",
