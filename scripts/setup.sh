@@ -32,6 +32,9 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# npm only fetches the pinned Node.js below (node.sh); any npm will do, so Debian's only when
+# there is none (a machine may have npm from another nodejs package).
+command -v npm >/dev/null || missing+=(npm)
 
 if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ "${1:-}" == "--check" ]]; then
@@ -65,7 +68,6 @@ need() { command -v "$1" >/dev/null || { echo "setup: '$1' not found; install De
 need clang clang
 need protoc protobuf-compiler
 need grpc_python_plugin protobuf-compiler-grpc
-need node nodejs
 need npm npm
 [[ -e /usr/lib/$(uname -m)-linux-gnu/libbpf.so.1 || -e /usr/lib64/libbpf.so.1 ]] || {
   echo "setup: libbpf.so.1 not found; install Debian package 'libbpf1'" >&2; exit 1; }
