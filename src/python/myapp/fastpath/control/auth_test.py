@@ -22,8 +22,8 @@ from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
 from myapp.common import pki
 from myapp.fastpath import packets as P
 from myapp.fastpath.agent import Agent
-from myapp.fastpath.config import Config
-from myapp.fastpath.control.auth import READER_METHODS
+from myapp.fastpath.config import Config, ConfigError
+from myapp.fastpath.control.auth import READER_METHODS, server_credentials
 from myapp.fastpath.control.server import build_server
 from myapp.fastpath.control.service import FastPathService
 from myapp.fastpath.loader import libbpf
@@ -59,7 +59,11 @@ class Served:
         return grpc.secure_channel(
             f"127.0.0.1:{self.port}",
             credentials,
-            options=[("grpc.ssl_target_name_override", SERVER_NAME)],
+            # A channel of its own: no connection shared with an earlier channel of the test.
+            options=[
+                ("grpc.ssl_target_name_override", SERVER_NAME),
+                ("grpc.use_local_subchannel_pool", 1),
+            ],
         )
 
     def stub(self, client: pki.Issued) -> pb_grpc.FastPathControlStub:
@@ -269,3 +273,43 @@ def test_during_a_ca_rotation_clients_of_both_cas_are_accepted(certs: Pki) -> No
         for ca in (certs.ca, new_ca):
             stub = s.stub(certs.client(pki.MONITORING_IDENTITY, ca=ca))
             assert stub.GetStatus(pb.GetStatusRequest(), timeout=10).version
+
+
+def test_changed_files_take_effect_at_the_next_handshake_without_a_restart(certs: Pki) -> None:
+    """The three steps of a CA rotation, as a Secret volume update delivers them."""
+    new_ca = pki.make_ca("new CA")
+    old_client = certs.client(pki.MONITORING_IDENTITY)
+    new_client = certs.client(pki.MONITORING_IDENTITY, ca=new_ca)
+
+    def status(s: Served, client: pki.Issued, trusted: pki.Issued) -> Any:
+        stub = pb_grpc.FastPathControlStub(s.channel(client, trusted.cert_pem()))
+        return stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+
+    with serving(_tls_config(certs), certs) as s:
+        assert status(s, old_client, certs.ca).version
+        code, _ = code_of(lambda: status(s, new_client, certs.ca))
+        assert code == grpc.StatusCode.UNAVAILABLE
+        both = [new_ca.cert, certs.ca.cert]
+        (certs.directory / "ca.crt").write_bytes(pki.pem_bundle(both))
+        assert status(s, new_client, certs.ca).version
+        pki.write_tls_dir(certs.directory, both, pki.agent_certificate(new_ca))
+        assert status(s, old_client, new_ca).version
+        (certs.directory / "ca.crt").write_bytes(new_ca.cert_pem())
+        code, _ = code_of(lambda: status(s, old_client, new_ca))
+        assert code == grpc.StatusCode.UNAVAILABLE
+        # A broken update is not taken: the agent goes on with what it had.
+        (certs.directory / "tls.key").write_bytes(pki.make_ca().key_pem())
+        assert status(s, new_client, new_ca).version
+
+
+def test_bad_tls_files_are_refused_at_start_naming_the_variable(certs: Pki) -> None:
+    (certs.directory / "other.key").write_bytes(pki.make_ca().key_pem())
+    (certs.directory / "junk").write_bytes(b"junk")
+    for change, named in (
+        ({"tls_key": certs.directory / "other.key"}, "FASTPATH_TLS_KEY: .* is not the key of"),
+        ({"tls_cert": certs.directory / "junk"}, "FASTPATH_TLS_CERT: .* is not a PEM certificate"),
+        ({"tls_client_ca": certs.directory / "junk"}, "FASTPATH_TLS_CLIENT_CA: .* not a PEM"),
+        ({"tls_key": certs.directory / "missing"}, "FASTPATH_TLS_KEY: cannot read"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            server_credentials(_tls_config(certs, **change))
