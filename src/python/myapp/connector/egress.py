@@ -17,7 +17,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -26,14 +26,15 @@ from requests.adapters import HTTPAdapter
 from urllib3 import connection, connectionpool, exceptions  # pants: no-infer-dep
 from urllib3.util.connection import create_connection  # pants: no-infer-dep
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+from myapp.common.prefixes import Network
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the addresses it resolves to, as text; tests inject their own.
 Resolver = Callable[[str, int], Sequence[str]]
 
 # Named so the rule reads as the documentation says it; `_refusal` also refuses whatever else
 # Python does not consider globally reachable (documentation ranges and the like).
-BLOCKED_NETWORKS: tuple[tuple[str, IPNetwork], ...] = tuple(
+BLOCKED_NETWORKS: tuple[tuple[str, Network], ...] = tuple(
     (why, ipaddress.ip_network(net))
     for why, net in (
         ("unspecified", "0.0.0.0/8"),
@@ -82,7 +83,7 @@ def _refusal(address: IPAddress) -> str | None:
     return None
 
 
-def refusal(text: str, allowed: Sequence[IPNetwork] = ()) -> str | None:
+def refusal(text: str, allowed: Sequence[Network] = ()) -> str | None:
     """Why connecting to the address `text` is refused, None when it is public or allowed."""
     plain = unwrap(ipaddress.ip_address(text.split("%", 1)[0]))  # without an IPv6 scope id
     why = _refusal(plain)
@@ -101,7 +102,7 @@ class AddressGuard:
     """Resolves a host once and vets every address; connects only to vetted ones."""
 
     def __init__(
-        self, allowed: Sequence[IPNetwork] = (), resolver: Resolver = system_resolver
+        self, allowed: Sequence[Network] = (), resolver: Resolver = system_resolver
     ) -> None:
         self.allowed = tuple(allowed)
         self._resolve = resolver
