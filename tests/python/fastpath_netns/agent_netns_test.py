@@ -10,8 +10,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,45 +21,8 @@ from fastpath_netns.agentproc import AgentProcess
 from myapp.fastpath.loader import libbpf
 from myapp.fastpath.loader.datapath import Datapath
 from myapp.fastpath.netlab import VethLab, socket_in, wait_for
-from myapp.fastpath.testsupport import require_root
 
-PORT = 9
-
-
-@pytest.fixture
-def lab() -> Iterator[VethLab]:
-    require_root("network namespaces and XDP")
-    with VethLab(receiver_netns=False) as veth:
-        yield veth
-
-
-@pytest.fixture
-def pins() -> Iterator[Path]:
-    path = Path(f"/sys/fs/bpf/fastpath-test-{uuid.uuid4().hex[:12]}")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _receiver(family: int, addr: str) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind((addr, PORT))
-    sock.settimeout(0.5)
-    return sock
-
-
-@pytest.fixture
-def receiver(lab: VethLab) -> Iterator[socket.socket]:
-    sock = _receiver(socket.AF_INET, lab.rx_addr)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
-def receiver6(lab: VethLab) -> Iterator[socket.socket]:
-    sock = _receiver(socket.AF_INET6, lab.rx_addr6)
-    yield sock
-    sock.close()
+PORT = 9  # the receivers' port (conftest)
 
 
 def start_agent(

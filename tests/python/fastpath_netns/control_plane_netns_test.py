@@ -5,13 +5,10 @@ without a filter (the program is taken over, not detached and attached again).""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import struct
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +23,8 @@ from myapp.fastpath.loader import libbpf
 from myapp.fastpath.netlab import VethLab, socket_in
 from myapp.fastpath.rules import sum_counters
 from myapp.fastpath.shared import MAP_COUNTERS, Counter
-from myapp.fastpath.testsupport import require_root
 
-PORT = 9
-
-
-@pytest.fixture
-def lab() -> Iterator[VethLab]:
-    require_root("network namespaces and XDP")
-    with VethLab(receiver_netns=False) as veth:
-        yield veth
-
-
-@pytest.fixture
-def pins() -> Iterator[Path]:
-    path = Path(f"/sys/fs/bpf/fastpath-cp-test-{uuid.uuid4().hex[:12]}")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def receiver(lab: VethLab) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind((lab.rx_addr, PORT))
-    sock.settimeout(0.5)
-    yield sock
-    sock.close()
+PORT = 9  # the receivers' port (conftest)
 
 
 def drain(sock: socket.socket, running: threading.Event | None = None) -> dict[str, int]:

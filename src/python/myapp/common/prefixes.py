@@ -15,22 +15,34 @@ VARIABLE = "FASTPATH_PROTECTED_PREFIXES"
 MAX_PER_FAMILY = 1024
 
 
+def parse_cidr(text: str) -> Network:
+    """One IPv4/IPv6 CIDR with its prefix length and no host bits; ValueError saying what is
+    wrong (quoting at most 64 characters of `text`) otherwise."""
+    text = text.strip()
+    if "/" not in text:
+        raise ValueError(
+            "must be a CIDR with a prefix length, e.g. 203.0.113.0/24 or 2001:db8::/32"
+        )
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text[:64]!r} is not an IPv4 or IPv6 CIDR") from None
+    if ipaddress.ip_interface(text).ip != network.network_address:
+        raise ValueError(f"host bits set in {text!r}; did you mean {network}?")
+    return network
+
+
 def parse_prefixes(text: str | None, name: str = VARIABLE) -> tuple[Network, ...]:
     """Comma-separated IPv4/IPv6 CIDRs, deduplicated in the order given; ConfigError naming
     `name` and the bad item otherwise."""
     out: list[Network] = []
     for item in (text or "").split(","):
-        item = item.strip()
-        if not item:
+        if not item.strip():
             continue
-        if "/" not in item:
-            raise ConfigError(f"{name}: {item[:64]!r} needs a prefix length, e.g. 10.0.0.0/8")
         try:
-            network = ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(f"{name}: {item[:64]!r} is not an IPv4 or IPv6 CIDR") from None
-        if ipaddress.ip_interface(item).ip != network.network_address:
-            raise ConfigError(f"{name}: host bits set in {item!r}; did you mean {network}?")
+            network = parse_cidr(item)
+        except ValueError as err:
+            raise ConfigError(f"{name}: {err}") from None
         if network not in out:
             out.append(network)
     for family in (4, 6):

@@ -23,7 +23,7 @@ def test_parse_keeps_order_drops_duplicates_and_blanks() -> None:
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("10.0.0.0", "needs a prefix length"),
+        ("10.0.0.0", "with a prefix length"),
         ("10.0.0.0/33", "is not an IPv4 or IPv6 CIDR"),
         ("fd00::1/8", "did you mean fd00::/8"),
         ("x" * 10_000 + "/8", "is not an IPv4"),

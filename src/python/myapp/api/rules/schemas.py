@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from myapp.api.schemas import ListQuery, RequestModel, ResponseModel, UtcDatetime
+from myapp.common.prefixes import parse_cidr
 
 Protocol = Literal["any", "tcp", "udp", "icmp", "icmpv6"]
 Action = Literal["drop", "pass", "rate_limit", "redirect"]
@@ -16,22 +16,9 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
-def _canonical_cidr(value: str) -> str:
-    text = value.strip()
-    if "/" not in text:
-        raise ValueError(
-            "must be a CIDR with a prefix length, e.g. 203.0.113.0/24 or 2001:db8::/32"
-        )
-    try:
-        network = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IPv4 or IPv6 CIDR") from None
-    if ipaddress.ip_interface(text).ip != network.network_address:
-        raise ValueError(f"host bits set in {text!r}; did you mean {network}?")
-    return str(network)
-
-
-Cidr = Annotated[str, StringConstraints(max_length=64), AfterValidator(_canonical_cidr)]
+Cidr = Annotated[
+    str, StringConstraints(max_length=64), AfterValidator(lambda value: str(parse_cidr(value)))
+]
 Override = Annotated[
     bool,
     Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, request
 
 from myapp.api.auth.principal import current_principal
@@ -83,6 +85,25 @@ def get_rule(rule_id: int) -> Reply:
     return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
 
 
+def _update(
+    rule_id: int, changes: dict[str, Any], expected: int, source: str, override: bool, *, full: bool
+) -> Reply:
+    principal = current_principal()
+    row = service.update_rule(
+        rule_id,
+        changes,
+        expected,
+        source,
+        principal.email,
+        full=full,
+        override=override,
+        role=principal.role,
+    )
+    commit()
+    notify_rule_changed(row.as_dict())
+    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+
+
 @api_route(
     bp,
     "PUT",
@@ -97,20 +118,7 @@ def get_rule(rule_id: int) -> Reply:
 def put_rule(rule_id: int, body: RulePut) -> Reply:
     expected, source = service.expected_revision(request.headers.get("If-Match"), body.revision)
     changes = body.model_dump(exclude={"revision", "override"})
-    principal = current_principal()
-    row = service.update_rule(
-        rule_id,
-        changes,
-        expected,
-        source,
-        principal.email,
-        full=True,
-        override=body.override,
-        role=principal.role,
-    )
-    commit()
-    notify_rule_changed(row.as_dict())
-    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+    return _update(rule_id, changes, expected, source, body.override, full=True)
 
 
 @api_route(
@@ -135,20 +143,7 @@ def patch_rule(rule_id: int, body: RulePatch) -> Reply:
     }
     if nulls:
         raise validation_error({name: "Cannot be null" for name in sorted(nulls)})
-    principal = current_principal()
-    row = service.update_rule(
-        rule_id,
-        changes,
-        expected,
-        source,
-        principal.email,
-        full=False,
-        override=body.override,
-        role=principal.role,
-    )
-    commit()
-    notify_rule_changed(row.as_dict())
-    return Reply(service.to_out(row), 200, {"ETag": service.etag(row)})
+    return _update(rule_id, changes, expected, source, body.override, full=False)
 
 
 @api_route(
