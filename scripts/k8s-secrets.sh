@@ -58,4 +58,4 @@ if ! $tls_only; then
   echo "k8s-secrets: myapp-secrets ready; admin@example.com password: $admin_password" >&2
 fi
 echo "k8s-secrets: fastpath-ca, fastpath-tls, flask-backend-fastpath-tls ready" \
-  "(restart the fastpath DaemonSet and the flask-backend Deployment to load new certificates)" >&2
+  "(the agents and the API pick up new files by themselves within a minute or two)" >&2

@@ -68,16 +68,30 @@ _RETRYABLE = {
 
 @dataclass(frozen=True)
 class ChannelCredentials:
-    """What a mutual-TLS channel to an agent needs, read once from the PEM files."""
+    """What a mutual-TLS channel to an agent needs, read from the PEM files (`files`)."""
 
     root_certificates: bytes
     private_key: bytes
     certificate_chain: bytes
     server_name: str
+    files: tuple[Path, Path, Path] | None = None  # ca, cert, key
 
     @classmethod
     def from_files(cls, ca: Path, cert: Path, key: Path, server_name: str) -> ChannelCredentials:
-        return cls(ca.read_bytes(), key.read_bytes(), cert.read_bytes(), server_name)
+        return cls(
+            ca.read_bytes(), key.read_bytes(), cert.read_bytes(), server_name, (ca, cert, key)
+        )
+
+    def reloaded(self) -> ChannelCredentials:
+        """The files read again: a renewed certificate or CA bundle (a Secret volume is updated
+        in place); `self` when nothing changed or they cannot be read now."""
+        if self.files is None:
+            return self
+        try:
+            fresh = self.from_files(*self.files, self.server_name)
+        except OSError:
+            return self
+        return self if fresh == self else fresh
 
     def channel(self, address: str) -> grpc.Channel:
         credentials = grpc.ssl_channel_credentials(
@@ -262,9 +276,15 @@ class AgentFleet:
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fastpath-call")
 
     def refresh(self) -> list[str]:
-        """Resolve the agents again; returns their addresses."""
+        """Resolve the agents again (and reread the TLS files); returns their addresses."""
         found = resolve_agents(self.address)
+        tls = self.tls.reloaded() if self.tls else None
         with self._lock:
+            if tls != self.tls:  # renewed files: connect again with them
+                self.tls = tls
+                for client in self._agents.values():
+                    client.close()
+                self._agents.clear()
             for gone in [agent for agent in self._agents if agent not in found]:
                 self._agents.pop(gone).close()
             for agent in found:

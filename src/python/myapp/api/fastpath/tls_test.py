@@ -15,7 +15,12 @@ import pytest
 from fastpath.v1 import fastpath_pb2 as pb
 from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
 from myapp.api.config import Config, ConfigError, FastPathTls
-from myapp.api.fastpath.client import ChannelCredentials, FastPathClient, FastPathUnavailable
+from myapp.api.fastpath.client import (
+    AgentFleet,
+    ChannelCredentials,
+    FastPathClient,
+    FastPathUnavailable,
+)
 from myapp.common import pki
 
 PRODUCTION = {
@@ -121,3 +126,29 @@ def test_the_client_refuses_an_agent_certificate_from_another_ca() -> None:
         with pytest.raises(FastPathUnavailable):
             client.status()
         client.close()
+
+
+def test_the_fleet_takes_renewed_files_at_its_next_refresh(tmp_path: Path) -> None:
+    # The agent accepts clients of the new CA only; the API still holds an old-CA certificate.
+    old_ca, new_ca = pki.make_ca("old"), pki.make_ca("new")
+    files = pki.write_tls_dir(
+        tmp_path, [new_ca.cert], pki.client_certificate(old_ca, pki.API_IDENTITY)
+    )
+    tls = ChannelCredentials.from_files(
+        files / "ca.crt", files / "tls.crt", files / "tls.key", "localhost"
+    )
+    assert tls.reloaded() is tls
+    with _tls_agent(pki.agent_certificate(new_ca), new_ca) as port:
+        fleet = AgentFleet(f"127.0.0.1:{port}", timeout=5, tls=tls)
+        try:
+            fleet.refresh()
+            (refused,) = fleet.each(lambda client: client.status()).values()
+            assert isinstance(refused, FastPathUnavailable)
+            pki.write_tls_dir(
+                tmp_path, [new_ca.cert], pki.client_certificate(new_ca, pki.API_IDENTITY)
+            )
+            fleet.refresh()
+            (status,) = fleet.each(lambda client: client.status()).values()
+            assert isinstance(status, dict) and status["rule_count"] == 7, status
+        finally:
+            fleet.close()
