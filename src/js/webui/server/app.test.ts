@@ -221,6 +221,13 @@ describe("proxy", () => {
     expect(res.headers.get("set-cookie")).toContain("myapp_refresh=;");
   });
 
+  it("answers 413 to an oversized login body, without asking the API", async () => {
+    const res = await fetch(`${base}/api/v1/auth/login`, { method: "POST", body: "x".repeat(200 * 1024) });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error).toEqual({ code: "payload_too_large", message: "request body over 65536 bytes" });
+    expect(seen).toHaveLength(0);
+  });
+
   it("refuses cross-origin session requests", async () => {
     const res = await fetch(`${base}/api/v1/auth/refresh`, {
       method: "POST",

@@ -80,21 +80,24 @@ export function refusedTarget(target) {
   return null;
 }
 
-function readBody(req, limit) {
+/** The whole body of `stream`; over `limit` bytes it stops reading and rejects with status 413. */
+function readBody(stream, limit) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
-    req.on("data", (chunk) => {
+    const onData = (chunk) => {
       size += chunk.length;
       if (size > limit) {
+        stream.off("data", onData);
+        stream.pause();
         reject(Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 }));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
+    };
+    stream.on("data", onData);
+    stream.on("end", () => resolve(Buffer.concat(chunks)));
+    stream.on("error", reject);
   });
 }
 
@@ -203,7 +206,10 @@ export function createApiProxy(config) {
             const { headers, body } = sessionAnswer(config, req.apiPath, proxyRes, raw);
             res.writeHead(proxyRes.statusCode ?? 502, headers).end(body);
           },
-          (err) => upstreamError(config, err, res),
+          (err) => {
+            proxyRes.destroy();
+            upstreamError(config, err, res);
+          },
         );
       },
     },
@@ -243,7 +249,12 @@ export function createApiProxy(config) {
     try {
       body = await readBody(req, MAX_AUTH_BODY);
     } catch (err) {
-      res.status(err.status || 400).json(errorBody("bad_request", err.message));
+      // The rest of an oversized body is not read: close the connection after this answer.
+      const status = err.status || 400;
+      res
+        .set("Connection", "close")
+        .status(status)
+        .json(errorBody(status === 413 ? "payload_too_large" : "bad_request", err.message));
       return;
     }
     if (READS_REFRESH.has(path)) {
