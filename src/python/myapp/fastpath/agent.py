@@ -3,6 +3,7 @@ AF_XDP consumers, behind one lock for rule changes. The gRPC and HTTP layers onl
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from myapp.fastpath.rules import ChangeResult, RuleSpec, RuleTable
 from myapp.fastpath.xsk.consumer import SampleRing, XskConsumer, XskFigures
 from myapp.fastpath.xsk.numa import interface_numa_node
 
+log = logging.getLogger("myapp.fastpath")
 VERSION = "1.0.0"
 # CAP_NET_ADMIN (attach), CAP_SYS_ADMIN or CAP_BPF (load programs, pin maps).
 _CAP_NET_ADMIN, _CAP_SYS_ADMIN, _CAP_BPF = 12, 21, 39
@@ -100,7 +102,15 @@ class Agent:
 
     def attach_all(self) -> None:
         for name in self.config.interfaces:
-            self.attachments.append(attach(name, self.datapath.program_fd, self.config.mode))
+            att = attach(name, self.datapath.program_fd, self.config.mode)
+            self.attachments.append(att)
+            log.info(
+                "%s: program %d %s (%s mode)",
+                name,
+                att.prog_id,
+                "kept as attached" if att.kept else "attached",
+                att.mode,
+            )
 
     def open_xsk(self) -> None:
         for att in self.attachments:

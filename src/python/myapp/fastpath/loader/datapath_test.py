@@ -68,6 +68,17 @@ def test_a_restart_replaces_the_protected_prefixes_exactly(pins: Path) -> None:
         assert held(third) == set()
 
 
+def test_same_program_means_same_code_maps_and_settings(pins: Path) -> None:
+    """What lets a restarted agent keep the attached program: a second load of the object over
+    the same pins with the same settings; another .rodata (a setting), or other maps, is not."""
+    with Datapath(pins) as first, Datapath(pins) as again:
+        assert libbpf.same_program(first.program_fd, again.program_fd)
+        with Datapath(pins, drop_malformed=True) as other_setting:
+            assert not libbpf.same_program(first.program_fd, other_setting.program_fd)
+        with Datapath() as private_maps:
+            assert not libbpf.same_program(first.program_fd, private_maps.program_fd)
+
+
 def test_another_layout_version_is_refused(pins: Path) -> None:
     with Datapath(pins) as first:
         cfg = shared.Config(layout_version=shared.LAYOUT_VERSION + 1)
