@@ -80,6 +80,8 @@ export function valuesToInput(v: RuleValues): RuleInput {
     sample_rate: v.action === "redirect" ? n(v.sample_rate) : null,
     priority: Number(v.priority),
     enabled: v.enabled,
+    // The form offers no protected-prefix override yet: the API's 422 then names the prefix.
+    override: false,
   };
 }
 
