@@ -70,6 +70,10 @@ def test_network_policies_allow_only_the_architecture_flows(
     assert pod_flows(objs) == expected_flows(objs)
 
 
+def by_name(obj: dict) -> str:
+    return str(obj["name"])
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_helm_and_kustomize_deploy_the_same_objects(env: str) -> None:
     # NetworkPolicies may be split differently; the flow tests compare what they allow.
@@ -87,9 +91,15 @@ def test_helm_and_kustomize_deploy_the_same_objects(env: str) -> None:
             assert a["containers"][0]["image"] == b["containers"][0]["image"]
             assert a["containers"][0]["ports"] == b["containers"][0]["ports"]
             assert a["containers"][0]["securityContext"] == b["containers"][0]["securityContext"]
+            assert sorted(a["volumes"], key=by_name) == sorted(b["volumes"], key=by_name)
             # With an HPA the chart leaves replicas to it (no fight on `helm upgrade`).
             if not find(helm, "HorizontalPodAutoscaler", obj["metadata"]["name"]):
                 assert obj["spec"].get("replicas") == other["spec"].get("replicas")
+    # The fast path's settings (mTLS files, identities, protected prefixes) agree on both sides.
+    for cm in find(kust, "ConfigMap"):
+        data = find(helm, "ConfigMap", cm["metadata"]["name"])[0].get("data", {})
+        fastpath = {k: v for k, v in cm.get("data", {}).items() if k.startswith("FASTPATH_")}
+        assert fastpath == {k: v for k, v in data.items() if k.startswith("FASTPATH_")}
     for service in find(kust, "Service"):
         other = find(helm, "Service", service["metadata"]["name"])[0]
         assert service["spec"].get("clusterIP") == other["spec"].get("clusterIP")
