@@ -80,8 +80,9 @@ def start(lab: VethLab, pins: Path, **env: str) -> AgentProcess:
 def test_drop_all_and_deny_leave_the_writer_able_to_undo_them(
     lab: VethLab, pins: Path, receiver: socket.socket, tmp_path: Path, protected: bool
 ) -> None:
-    """The writer connects over mutual TLS from the far end of the veth (its address is the
-    protected prefix), locks everything down, and removes it again over a new connection.
+    """The API's client (with the API's writer certificate, over mutual TLS) from the far end of
+    the veth, whose address is the protected prefix: drop-all rules and a DENY default, then the
+    same client reads the status and syncs the rules away, and a new connection restores ALLOW.
     Unprotected, the first rule cuts it off: the test can fail."""
     certs = pki.write_dev_certs(tmp_path / "tls")
     agent_tls = certs["fastpath"]
@@ -106,7 +107,7 @@ def test_drop_all_and_deny_leave_the_writer_able_to_undo_them(
         send_once(lab, other, 20)
         assert drain(receiver) == {}
         code, out = run_client(lab.tx_ns, target, certs["flask-backend"], "restore")
-        assert (code, out) == (0, {"listed": ["0.0.0.0/0", "::/0"], "deleted": 2})
+        assert (code, out) == (0, {"found": [2, "POLICY_DENY"], "removed": 2})
         send_once(lab, other, 20)
         assert drain(receiver) == {other: 20}
         assert pinned_counter(pins, Counter.PROTECTED_PASS) > 0

@@ -3,8 +3,9 @@ network namespace (`run_client`), so that its gRPC connection really crosses the
 opens its sockets on threads of its own, which a per-thread namespace switch would not reach.
 
 python -m fastpath_netns.netns_client HOST:PORT TLS_DIR STEP  ->  prints a JSON result; exit 1
-with the gRPC status when a call fails. STEP: lockdown (0.0.0.0/0 and ::/0 drop rules and a
-DENY default) or restore (list, delete every rule, ALLOW).
+with the gRPC status when a call fails. STEP: lockdown (the API's client pushes 0.0.0.0/0 and
+::/0 drop rules, as after an admin's override, and a DENY default is set) or restore (the API's
+client reads the status and syncs an empty rule set; the default goes back to ALLOW).
 """
 
 from __future__ import annotations
@@ -21,39 +22,43 @@ import grpc
 
 from fastpath.v1 import fastpath_pb2 as pb
 from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
+from myapp.api.fastpath.client import ChannelCredentials, FastPathClient, FastPathError
 
 SERVER_NAME = "fastpath.myapp-fastpath.svc"
 DEADLINE = 5.0
 
 
-def _stub(target: str, tls_dir: Path) -> pb_grpc.FastPathControlStub:
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=(tls_dir / "ca.crt").read_bytes(),
-        private_key=(tls_dir / "tls.key").read_bytes(),
-        certificate_chain=(tls_dir / "tls.crt").read_bytes(),
-    )
-    channel = grpc.secure_channel(
-        target, credentials, options=[("grpc.ssl_target_name_override", SERVER_NAME)]
-    )
-    return pb_grpc.FastPathControlStub(channel)
+class Writer:
+    """The API's own client of the agent, plus a stub for SetDefaultPolicy (which the API does
+    not call: the default is the agent's setting)."""
+
+    def __init__(self, target: str, tls_dir: Path) -> None:
+        tls = ChannelCredentials.from_files(
+            tls_dir / "ca.crt", tls_dir / "tls.crt", tls_dir / "tls.key", SERVER_NAME
+        )
+        self.api = FastPathClient(target, timeout=DEADLINE, tls=tls)
+        self.stub = pb_grpc.FastPathControlStub(tls.channel(target))
+
+    def policy(self, policy: int) -> None:
+        request = pb.SetDefaultPolicyRequest(policy=policy)  # type: ignore[arg-type]
+        self.stub.SetDefaultPolicy(request, timeout=DEADLINE)
 
 
-def lockdown(stub: pb_grpc.FastPathControlStub) -> dict[str, object]:
+def lockdown(writer: Writer) -> dict[str, object]:
     drop_all = [
-        pb.Rule(id=1, revision=1, source_cidr="0.0.0.0/0", action=pb.ACTION_DROP, enabled=True),
-        pb.Rule(id=2, revision=1, source_cidr="::/0", action=pb.ACTION_DROP, enabled=True),
+        {"id": 1, "revision": 1, "source_cidr": "0.0.0.0/0", "action": "drop"},
+        {"id": 2, "revision": 1, "source_cidr": "::/0", "action": "drop"},
     ]
-    applied = stub.ApplyRules(pb.ApplyRulesRequest(rules=drop_all), timeout=DEADLINE).applied
-    stub.SetDefaultPolicy(pb.SetDefaultPolicyRequest(policy=pb.POLICY_DENY), timeout=DEADLINE)
+    applied = writer.api.apply(drop_all)
+    writer.policy(pb.POLICY_DENY)
     return {"applied": applied}
 
 
-def restore(stub: pb_grpc.FastPathControlStub) -> dict[str, object]:
-    listed = stub.ListRules(pb.ListRulesRequest(), timeout=DEADLINE).rules
-    refs = [pb.RuleRef(id=r.id, revision=r.revision) for r in listed]
-    deleted = stub.DeleteRules(pb.DeleteRulesRequest(rules=refs), timeout=DEADLINE).deleted
-    stub.SetDefaultPolicy(pb.SetDefaultPolicyRequest(policy=pb.POLICY_ALLOW), timeout=DEADLINE)
-    return {"listed": [r.source_cidr for r in listed], "deleted": deleted}
+def restore(writer: Writer) -> dict[str, object]:
+    status = writer.api.status()
+    synced = writer.api.sync([])
+    writer.policy(pb.POLICY_ALLOW)
+    return {"found": [status["rule_count"], status["default_policy"]], "removed": synced["removed"]}
 
 
 def run_client(netns: str, target: str, tls_dir: Path, step: str) -> tuple[int, Any]:
@@ -81,11 +86,14 @@ def run_client(netns: str, target: str, tls_dir: Path, step: str) -> tuple[int, 
 
 def main() -> None:
     target, tls_dir, step = sys.argv[1:4]
-    stub = _stub(target, Path(tls_dir))
+    writer = Writer(target, Path(tls_dir))
     try:
-        result = {"lockdown": lockdown, "restore": restore}[step](stub)
+        result = {"lockdown": lockdown, "restore": restore}[step](writer)
     except grpc.RpcError as err:
         print(json.dumps({"code": err.code().name, "details": err.details()}))
+        sys.exit(1)
+    except FastPathError as err:
+        print(json.dumps({"code": type(err).__name__, "details": str(err)}))
         sys.exit(1)
     print(json.dumps(result))
 
