@@ -139,8 +139,11 @@ def _string_fields(descriptor: Descriptor, prefix: list[str]) -> Iterator[list[s
     for f in descriptor.fields:
         if f.type == FieldDescriptor.TYPE_STRING:
             yield [*prefix, f.name]
-        elif f.type == FieldDescriptor.TYPE_MESSAGE and not f.message_type.GetOptions().map_entry:
-            yield from _string_fields(f.message_type, [*prefix, f.name])
+        elif f.type == FieldDescriptor.TYPE_MESSAGE:
+            message = f.message_type
+            # A message field always has its type; the stubs type it Optional.
+            if message is not None and not message.GetOptions().map_entry:
+                yield from _string_fields(message, [*prefix, f.name])
 
 
 HUGE_CASES = [
