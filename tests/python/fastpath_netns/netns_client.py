@@ -10,7 +10,6 @@ client reads the status and syncs an empty rule set; the default goes back to AL
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -63,17 +62,22 @@ def restore(writer: Writer) -> dict[str, object]:
 
 def run_client(netns: str, target: str, tls_dir: Path, step: str) -> tuple[int, Any]:
     """(exit code, JSON result) of this module run in network namespace `netns`."""
-
-    def enter() -> None:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), "setns")
-
+    # nsenter, not a preexec_fn setns: the test process has gRPC threads running, and forking
+    # such a process to run Python code before exec is unsafe (it failed now and then with an
+    # "epoll_wait error: Bad file descriptor" and no output).
     done = subprocess.run(
-        [sys.executable, "-m", "fastpath_netns.netns_client", target, str(tls_dir), step],
+        [
+            "nsenter",
+            f"--net=/var/run/netns/{netns}",
+            "--",
+            sys.executable,
+            "-m",
+            "fastpath_netns.netns_client",
+            target,
+            str(tls_dir),
+            step,
+        ],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-        preexec_fn=enter,
         capture_output=True,
         text=True,
         timeout=60,
