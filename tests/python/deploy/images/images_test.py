@@ -378,7 +378,11 @@ def test_fastpath_attaches_in_a_netns_with_only_its_capabilities(
         "--security-opt", f"seccomp={_seccomp_with_bpf(tmp_path / 'seccomp.json')}",
         "--health-interval", "disable", "-v", f"{bpffs}:/sys/fs/bpf",
         "-e", "FASTPATH_INTERFACES=fp0", "-e", "FASTPATH_MODE=generic",
-        "-e", "FASTPATH_BPFFS=/sys/fs/bpf", images["fastpath"],
+        "-e", "FASTPATH_BPFFS=/sys/fs/bpf",
+        # No certificates here: plaintext gRPC is served on loopback only.
+        "-e", "FASTPATH_BIND=127.0.0.1",
+        # A stopped agent leaves its program attached unless told (no gap across a restart).
+        "-e", "FASTPATH_DETACH_ON_EXIT=true", images["fastpath"],
     )  # fmt: skip
     try:
         try:
