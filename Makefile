@@ -50,7 +50,7 @@ clean: ## Remove build outputs and stop pantsd
 .PHONY: run-webui
 run-webui: setup ## Run the WebUI on :3000 (built by Pants; /api -> API_URL, default 127.0.0.1:5000)
 	$(PANTS) package src/js/webui:webui#bundle
-	API_URL=$${API_URL:-http://127.0.0.1:5000} node "$$(scripts/unpack-webui.sh)/server/main.mjs"
+	APP_ENV=$${APP_ENV:-development} API_URL=$${API_URL:-http://127.0.0.1:5000} node "$$(scripts/unpack-webui.sh)/server/main.mjs"
 
 # Screenshots of the WebUI end-to-end tests (also when `make test` runs them).
 export WEBUI_E2E_ARTIFACTS ?= $(CURDIR)/dist/test-artifacts/webui

@@ -3,8 +3,9 @@
 //   PORT      port to listen on (default 3000)
 //   HOST      address to bind (default 0.0.0.0)
 //   API_URL   base URL of the API that /api is proxied to (default http://flask-backend:5000)
-//   APP_ENV   development | production (default development); outside development the
-//             session cookie is marked Secure (HTTPS only)
+//   APP_ENV   development | production (default production, as in every image: development is
+//             opt-in, e.g. `make run`); in production the refresh cookie is
+//             `__Host-`-prefixed and Secure (HTTPS only) and HSTS is sent
 //   DIST_DIR  the built SPA (default: ../dist next to this folder)
 //   API_TIMEOUT_MS  how long to wait for the API before answering 504 (default 30000)
 //   TRUSTED_PROXY_HOPS  how many proxies in front of this server (e.g. the TLS ingress) append
@@ -29,7 +30,7 @@ function intVar(env, name, fallback, min, max) {
 
 /** @returns {{port:number, host:string, apiUrl:URL, appEnv:string, secureCookies:boolean, distDir:string, apiTimeoutMs:number, trustedProxyHops:number}} */
 export function loadConfig(env = process.env) {
-  const appEnv = env.APP_ENV || "development";
+  const appEnv = env.APP_ENV || "production";
   if (appEnv !== "development" && appEnv !== "production") {
     throw new ConfigError(`APP_ENV must be "development" or "production", got "${appEnv}"`);
   }

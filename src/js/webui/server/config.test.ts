@@ -7,9 +7,15 @@ describe("loadConfig", () => {
     const c = loadConfig({});
     expect(c.port).toBe(3000);
     expect(c.apiUrl.href).toBe("http://flask-backend:5000/");
-    expect(c.appEnv).toBe("development");
-    expect(c.secureCookies).toBe(false);
     expect(c.trustedProxyHops).toBe(0);
+  });
+
+  it("runs as production when APP_ENV is unset: development is opt-in", () => {
+    const c = loadConfig({});
+    expect(c.appEnv).toBe("production");
+    expect(c.secureCookies).toBe(true);
+    expect(loadConfig({ APP_ENV: "" }).secureCookies).toBe(true);
+    expect(loadConfig({ APP_ENV: "development" }).secureCookies).toBe(false);
   });
 
   it("reads TRUSTED_PROXY_HOPS", () => {
