@@ -228,6 +228,50 @@ describe("rule form", () => {
     ]);
   });
 
+  const protectedAnswer = (body: unknown): [number, unknown] =>
+    (body as { override: boolean }).override
+      ? [201, { ...rule, id: 8, name: "ctl", source_cidr: "10.0.0.0/8" }]
+      : [422, { error: { code: "validation_error", message: "Rule 'ctl': source_cidr 10.0.0.0/8 overlaps the protected prefix 10.244.0.0/16", details: { fields: { source_cidr: "Overlaps the protected prefix 10.244.0.0/16" }, protected_prefix: "10.244.0.0/16" } } }];
+
+  async function createInProtectedPrefix(role: Role) {
+    const user = userEvent.setup();
+    at("/rules");
+    const { api, calls } = fakeApi(role, { "POST /api/v1/rules": protectedAnswer });
+    render(<App api={api} />);
+    await user.click(await screen.findByRole("button", { name: "New rule" }));
+    const form = screen.getByRole("form", { name: "New rule" });
+    await user.type(within(form).getByLabelText("Name"), "ctl");
+    await user.type(within(form).getByLabelText("Source network"), "10.0.0.0/8");
+    await user.click(within(form).getByRole("button", { name: "Create rule" }));
+    await waitFor(() =>
+      expect(within(form).getByLabelText("Source network")).toHaveAccessibleDescription(/protected prefix 10\.244\.0\.0\/16/),
+    );
+    return { user, form, calls };
+  }
+
+  it("offers an admin to save a rule in a protected prefix anyway, with override", async () => {
+    const { user, form, calls } = await createInProtectedPrefix("admin");
+    const box = within(form).getByLabelText("Save anyway: override the protected prefix 10.244.0.0/16");
+    expect(box).not.toBeChecked();
+    await user.click(box);
+    await user.click(within(form).getByRole("button", { name: "Create rule" }));
+    await waitFor(() => expect(calls.filter((c) => c.method === "POST" && c.path === "/api/v1/rules")).toHaveLength(2));
+    const posts = calls.filter((c) => c.method === "POST" && c.path === "/api/v1/rules");
+    expect(posts.map((c) => (c.body as { override: boolean }).override)).toEqual([false, true]);
+  });
+
+  it("withdraws the override when the admin changes the network", async () => {
+    const { user, form } = await createInProtectedPrefix("admin");
+    await user.type(within(form).getByLabelText("Source network"), "1");
+    expect(within(form).queryByLabelText(/override the protected prefix/)).not.toBeInTheDocument();
+  });
+
+  it("shows a maintainer the protected prefix beside the field and no override", async () => {
+    const { form, calls } = await createInProtectedPrefix("maintainer");
+    expect(within(form).queryByLabelText(/override the protected prefix/)).not.toBeInTheDocument();
+    expect(calls.filter((c) => c.method === "POST" && c.path === "/api/v1/rules")).toHaveLength(1);
+  });
+
   it("validates the network and the port range as the user types", async () => {
     const user = userEvent.setup();
     at("/rules");

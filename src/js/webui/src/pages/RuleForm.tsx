@@ -66,7 +66,8 @@ export function ruleToValues(rule?: Rule): RuleValues {
   };
 }
 
-export function valuesToInput(v: RuleValues): RuleInput {
+/** `override` accepts a source network inside a protected prefix (admins only, after the API's 422). */
+export function valuesToInput(v: RuleValues, override = false): RuleInput {
   const n = (s: string) => (s.trim() === "" ? null : Number(s));
   const ports = hasPorts(v.protocol);
   return {
@@ -80,8 +81,7 @@ export function valuesToInput(v: RuleValues): RuleInput {
     sample_rate: v.action === "redirect" ? n(v.sample_rate) : null,
     priority: Number(v.priority),
     enabled: v.enabled,
-    // The form offers no protected-prefix override yet: the API's 422 then names the prefix.
-    override: false,
+    override,
   };
 }
 
@@ -89,24 +89,34 @@ export function valuesToInput(v: RuleValues): RuleInput {
  * Create or edit a rule. An edit sends the revision it started from; when someone else saved in
  * between, the API answers 409 revision_conflict with their version, which is shown next to the
  * user's own (kept as typed) with the choice to take theirs or to save over it knowingly.
+ * A source network overlapping a protected prefix (FASTPATH_PROTECTED_PREFIXES) gets the API's
+ * 422 beside the field; an admin is then offered to save anyway with `override`, which the API
+ * records in the audit log. Changing the network withdraws the offer.
  */
 export function RuleForm({ rule, onDone, onCancel }: { rule?: Rule; onDone(rule: Rule): void; onCancel(): void }) {
-  const { api } = useSession();
+  const { api, state } = useSession();
+  const isAdmin = state.status === "authenticated" && state.user.role === "admin";
   const form = useForm<RuleValues>(ruleToValues(rule), RULE_RULES);
   const [base, setBase] = useState<Rule | undefined>(rule);
   const [conflict, setConflict] = useState<Rule | null>(null);
+  // The protected prefix the API named for the network as typed, and the admin's choice to override.
+  const [protectedPrefix, setProtectedPrefix] = useState<string | null>(null);
+  const [override, setOverride] = useState(false);
   const v = form.values;
 
   const save = form.handleSubmit(async (values) => {
     try {
       const saved = base
-        ? await api.updateRule(base.id, { ...valuesToInput(values), revision: base.revision })
-        : await api.createRule(valuesToInput(values));
+        ? await api.updateRule(base.id, { ...valuesToInput(values, override), revision: base.revision })
+        : await api.createRule(valuesToInput(values, override));
       onDone(saved);
     } catch (err) {
       if (err instanceof ApiError && err.code === "revision_conflict" && err.details.current) {
         setConflict(err.details.current as Rule);
         throw new ApiError(409, err.code, "Someone else changed this rule while you were editing it.");
+      }
+      if (err instanceof ApiError && err.status === 422 && typeof err.details.protected_prefix === "string") {
+        setProtectedPrefix(err.details.protected_prefix);
       }
       throw err;
     }
@@ -175,8 +185,19 @@ export function RuleForm({ rule, onDone, onCancel }: { rule?: Rule; onDone(rule:
         placeholder="203.0.113.0/24"
         value={v.source_cidr}
         error={form.errors.source_cidr}
-        onChange={(x) => form.set("source_cidr", x)}
+        onChange={(x) => {
+          form.set("source_cidr", x);
+          setProtectedPrefix(null);
+          setOverride(false);
+        }}
       />
+      {isAdmin && protectedPrefix && (
+        <CheckboxField
+          label={`Save anyway: override the protected prefix ${protectedPrefix}`}
+          checked={override}
+          onChange={setOverride}
+        />
+      )}
       <div className="form__row">
         <SelectField label="Protocol" value={v.protocol} options={PROTOCOLS} error={form.errors.protocol} onChange={(x) => form.set("protocol", x)} />
         {hasPorts(v.protocol) && (
