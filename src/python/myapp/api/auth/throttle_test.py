@@ -187,6 +187,38 @@ def test_wrong_current_passwords_spend_the_login_budget(throttled_app: Flask) ->
     assert failed == MAX_PAIR
 
 
+def test_an_admin_edits_wrong_current_password_spends_the_same_budget(
+    throttled_app: Flask,
+) -> None:
+    """PATCH /users/{id} on an admin's e-mail re-authenticates like /auth/password: a stolen
+    admin token gets no more guesses there than at login (issue 13)."""
+    status, _, session = _login(throttled_app, "admin@example.com", "admin123456!")
+    assert status == 200
+    client = throttled_app.test_client()
+
+    def edit(current: str) -> tuple[int, dict]:
+        response = client.patch(
+            f"/api/v1/users/{session['user']['id']}",
+            json={"email": "moved@example.com", "current_password": current},
+            headers={"Authorization": f"Bearer {session['access_token']}"},
+            environ_base={"REMOTE_ADDR": "192.0.2.1"},
+        )
+        return response.status_code, response.get_json()
+
+    for _ in range(MAX_PAIR):
+        status, body = edit("a wrong guess!")
+        assert status == 422 and "current_password" in body["error"]["details"]["fields"]
+    status, body = edit("admin123456!")
+    assert status == 429 and body["error"]["code"] == "too_many_requests", body
+    # Counted before checking (atomic), so the refused attempt is spent too.
+    assert _count(throttled_app, "acct:admin@example.com") == MAX_PAIR + 1
+    with throttled_app.app_context():
+        db = throttled_app.extensions["myapp"].db
+        failed = db(db.audit_log.action == "auth.reauthentication_failed").select()
+        assert [row.details for row in failed] == [{"for": "user_update"}] * MAX_PAIR
+        assert db(db.app_user.email == "moved@example.com").count() == 0
+
+
 def test_a_password_change_resets_the_account_counter(throttled_app: Flask) -> None:
     status, _, session = _login(throttled_app, "admin@example.com", "admin123456!")
     token = session["access_token"]
