@@ -43,7 +43,8 @@ def files(name: str, pkg: str, port: int) -> dict[str, str]:
 
 Variables:
 
-- ``APP_ENV``: ``development`` (default) or ``production``.
+- ``APP_ENV``: ``production`` (default: an image runs as production) or ``development``
+  (opt-in, e.g. ``make run``).
 - ``{upper}_PORT``: listening port (default {port}); ``{upper}_HOST`` (default 0.0.0.0).
 - ``LOG_LEVEL`` (default INFO).
 """
@@ -61,7 +62,7 @@ __all__ = ["Config", "ConfigError"]
 
 @dataclass(frozen=True)
 class Config:
-    app_env: str = "development"
+    app_env: str = "production"
     host: str = "0.0.0.0"  # noqa: S104 - a container's service port
     port: int = {port}
     log_level: str = "INFO"
@@ -70,7 +71,7 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Read and validate every variable; raises ConfigError naming the offending one."""
         env = os.environ if env is None else env
-        app_env = (env_str(env, "APP_ENV", "development") or "development").lower()
+        app_env = (env_str(env, "APP_ENV", "production") or "production").lower()
         if app_env not in ("development", "production"):
             raise ConfigError(f"APP_ENV must be 'development' or 'production', got {{app_env!r}}")
         return cls(
@@ -156,7 +157,9 @@ from myapp.{pkg}.config import Config, ConfigError
 
 
 def test_defaults() -> None:
-    assert Config.from_env({{}}).port == {port}
+    config = Config.from_env({{}})
+    assert config.port == {port}
+    assert config.app_env == "production"  # development is opt-in
 
 
 @pytest.mark.parametrize(
