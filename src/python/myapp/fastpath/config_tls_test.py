@@ -23,10 +23,17 @@ def tls_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("app_env", ["production", "development", ""])
-def test_a_network_bind_without_tls_refuses_to_start_naming_the_variables(app_env: str) -> None:
+@pytest.mark.parametrize("app_env", ["production", "development", "", None])
+def test_a_network_bind_without_tls_refuses_to_start_naming_the_variables(
+    app_env: str | None,
+) -> None:
+    """The agent has no development mode to fall back on: unset APP_ENV (the image's default)
+    included, a network bind needs its TLS files."""
+    env = {**BASE, "FASTPATH_BIND": "0.0.0.0"}  # noqa: S104
+    if app_env is not None:
+        env["APP_ENV"] = app_env
     with pytest.raises(ConfigError) as err:
-        Config.from_env({**BASE, "APP_ENV": app_env, "FASTPATH_BIND": "0.0.0.0"})  # noqa: S104
+        Config.from_env(env)
     assert all(name in str(err.value) for name in TLS_VARIABLES)
     assert "'0.0.0.0'" in str(err.value)
 
