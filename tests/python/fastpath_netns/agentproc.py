@@ -3,6 +3,7 @@
 It serves mutual TLS as deployed: certificates from myapp.common.pki (a CA of its own per
 process, unless the caller passes FASTPATH_TLS_* from `pki.write_dev_certs`), and `channel`
 calls it with the API's writer certificate. `plaintext=True` starts it without TLS (loopback).
+`LEAST_PRIVILEGE` as `wrapper` runs it with the capabilities of the Kubernetes DaemonSet only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,10 @@ from myapp.common import pki
 
 _STARTED = re.compile(r"gRPC :(\d+), HTTP :(\d+)")
 SERVER_NAME = "fastpath.myapp-fastpath.svc"
+# The agent container's capabilities (k8s/fastpath): as root, util-linux setpriv leaves exactly
+# these in the bounding set, hence in the permitted and effective sets of the exec'd agent.
+_DEPLOYED_CAPS = "-all,+bpf,+perfmon,+net_admin"
+LEAST_PRIVILEGE = ("setpriv", f"--bounding-set={_DEPLOYED_CAPS}", "--inh-caps=-all", "--")
 
 
 class AgentProcess:
@@ -34,6 +39,7 @@ class AgentProcess:
         env: dict[str, str],
         preexec: Callable[[], None] | None = None,
         plaintext: bool = False,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self._own_certs: Path | None = None
         tls_env: dict[str, str] = {}
@@ -60,7 +66,7 @@ class AgentProcess:
             self.client_tls = Path(full_env["FASTPATH_TLS_CERT"]).parent.parent / "flask-backend"
         self.bind = full_env["FASTPATH_BIND"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "myapp.fastpath.main"],
+            [*wrapper, sys.executable, "-m", "myapp.fastpath.main"],
             env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

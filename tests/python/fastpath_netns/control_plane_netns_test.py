@@ -5,6 +5,7 @@ without a filter (the program is taken over, not detached and attached again).""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import struct
 import threading
@@ -12,14 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+import requests
+from fastpath_netns.agentproc import LEAST_PRIVILEGE, AgentProcess
+from fastpath_netns.netns_client import run_client
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fastpath.v1 import fastpath_pb2 as pb
 from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
-from fastpath_netns.agentproc import AgentProcess
-from fastpath_netns.netns_client import run_client
 from myapp.common import pki
 from myapp.fastpath.loader import libbpf
+from myapp.fastpath.loader.attach import pin_path
 from myapp.fastpath.netlab import VethLab, socket_in
 from myapp.fastpath.rules import sum_counters
 from myapp.fastpath.shared import MAP_COUNTERS, Counter
@@ -60,10 +65,11 @@ def pinned_counter(pins: Path, counter: Counter) -> int:
         os.close(fd)
 
 
-def start(lab: VethLab, pins: Path, **env: str) -> AgentProcess:
+def start(lab: VethLab, pins: Path, wrapper: tuple[str, ...] = (), **env: str) -> AgentProcess:
     agent = AgentProcess(
         {"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins), "FASTPATH_MODE": "generic"}
-        | env
+        | env,
+        wrapper=wrapper,
     )
     try:
         agent.wait_started()
@@ -156,17 +162,35 @@ class SteadySender:
         return self.sent
 
 
+def pinned_program(pins: Path, ifname: str) -> int:
+    """Id of the program pinned for the next agent (0 when there is no pin)."""
+    pin = pin_path(pins, ifname) / "prog"
+    if not pin.exists():
+        return 0
+    fd = libbpf.obj_get(pin)
+    try:
+        return libbpf.prog_id(fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("wrapper", [(), LEAST_PRIVILEGE], ids=["root", "deployed-capabilities"])
 def test_restarts_keep_filtering_without_a_gap(
-    lab: VethLab, pins: Path, receiver: socket.socket
+    lab: VethLab, pins: Path, receiver: socket.socket, wrapper: tuple[str, ...]
 ) -> None:
-    """Traffic at a steady rate across two restarts (SIGTERM, then a new agent): the first with
+    """Traffic at a steady rate across three restarts (SIGTERM, then a new agent): the first with
     the same program (kept attached as it is), the second with another (FASTPATH_DROP_MALFORMED
-    changes its code: replaced in one netlink call). Not one drop-rule packet is delivered, and
+    changes its code: replaced in one netlink call), the third after the pin of the attached
+    program was removed (replaced without knowing it). Not one drop-rule packet is delivered, and
     every delivered packet was counted by a program (the pass rule's hits, kept in the pinned
-    maps across the restarts, equal what the receiver got)."""
+    maps across the restarts, equal what the receiver got).
+
+    "deployed-capabilities" runs each agent with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN only, as
+    the DaemonSet does: no CAP_SYS_ADMIN, so the old program is found through its pin, never by
+    id, and the unpinned case says loudly that it could not check it."""
     blocked, allowed = lab.tx_addrs[0], lab.tx_addrs[1]
     ifindex = lab.ifindex("rx")
-    agent = start(lab, pins)
+    agent = start(lab, pins, wrapper)
     assert agent.channel is not None
     stub = pb_grpc.FastPathControlStub(agent.channel)
     enabled: dict[str, Any] = {"revision": 1, "enabled": True}
@@ -180,6 +204,8 @@ def test_restarts_keep_filtering_without_a_gap(
         timeout=10,
     )
     programs = [libbpf.xdp_query_id(ifindex)]
+    assert pinned_program(pins, lab.rx_if) == programs[0]
+    logs: list[str] = []
     # Received while sent: the socket buffer would not hold them all.
     receiving = threading.Event()
     receiving.set()
@@ -189,12 +215,16 @@ def test_restarts_keep_filtering_without_a_gap(
     sender = SteadySender(lab, [blocked, allowed], pps=2000)
     try:
         time.sleep(0.3)
-        for env in ({}, {"FASTPATH_DROP_MALFORMED": "true"}):
+        for env in ({}, {"FASTPATH_DROP_MALFORMED": "true"}, {"unpin": ""}):
             code, log = agent.terminate()
+            logs.append(log)
             assert code == 0, log
             assert libbpf.xdp_query_id(ifindex) == programs[-1], "SIGTERM must leave it attached"
-            agent = start(lab, pins, **env)
+            if env.pop("unpin", None) is not None:
+                shutil.rmtree(pin_path(pins, lab.rx_if))
+            agent = start(lab, pins, wrapper, **env)
             programs.append(libbpf.xdp_query_id(ifindex))
+            assert pinned_program(pins, lab.rx_if) == programs[-1]
             time.sleep(0.3)
     finally:
         sent = sender.stop()
@@ -204,7 +234,8 @@ def test_restarts_keep_filtering_without_a_gap(
         stats = pb_grpc.FastPathControlStub(agent.channel).GetStats(
             pb.GetStatsRequest(), timeout=10
         )
-        agent.terminate()
+        code, log = agent.terminate()
+        logs.append(log)
     hits = {r.rule_id: r.matched.packets for r in stats.rules}
     assert sent[blocked] > 1000 and sent[allowed] > 1000, sent
     assert got.get(blocked, 0) == 0, f"{got.get(blocked)} drop-rule packets got through"
@@ -212,3 +243,81 @@ def test_restarts_keep_filtering_without_a_gap(
     assert got == {allowed: sent[allowed]}, (got, sent)
     assert programs[1] == programs[0], "the same program must be kept, not replaced"
     assert programs[2] not in (0, programs[0]), "a changed program must replace the old one"
+    assert programs[3] not in (0, programs[2]), "an unpinned program is replaced"
+    assert "kept as attached" in logs[1], logs[1]
+    assert "detaching it first" not in "".join(logs)
+    unchecked = "cannot open the attached program"
+    assert (unchecked in logs[3]) == bool(wrapper), logs[3]
+    assert unchecked not in "".join(logs[:3])
+
+
+def test_detach_on_exit_removes_the_program_and_its_pin(lab: VethLab, pins: Path) -> None:
+    """FASTPATH_DETACH_ON_EXIT=true: the program is detached and its pin removed (a pin left
+    behind would keep the detached program loaded)."""
+    agent = start(lab, pins, LEAST_PRIVILEGE, FASTPATH_DETACH_ON_EXIT="true")
+    attached = libbpf.xdp_query_id(lab.ifindex("rx"))
+    assert attached and pinned_program(pins, lab.rx_if) == attached, "".join(agent.lines)
+    code, log = agent.terminate()
+    assert code == 0, log
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0
+    assert not pin_path(pins, lab.rx_if).exists()
+
+
+# -- the deployed shape ---------------------------------------------------------------------------
+
+
+def test_deployed_shape_tls_only_health_open_reflection_off(
+    lab: VethLab, pins: Path, tmp_path: Path
+) -> None:
+    """As in the DaemonSet: APP_ENV=production, a node address, the three capabilities only.
+    Without TLS files it refuses to start naming them; with them the gRPC port takes mutual TLS
+    only (a plaintext client changes nothing), reflection is off, and the kubelet's HTTP probes
+    answer without a client certificate."""
+    env = {"APP_ENV": "production", "FASTPATH_BIND": lab.rx_addr}
+    bare = AgentProcess(
+        {"FASTPATH_INTERFACES": lab.rx_if, "FASTPATH_BPFFS": str(pins)} | env,
+        plaintext=True,
+        wrapper=LEAST_PRIVILEGE,
+    )
+    code, out = bare.wait_exit()
+    assert code == 2, out
+    for name in ("FASTPATH_TLS_CERT", "FASTPATH_TLS_KEY", "FASTPATH_TLS_CLIENT_CA"):
+        assert name in out, out
+    assert libbpf.xdp_query_id(lab.ifindex("rx")) == 0, "nothing may be attached"
+
+    certs = pki.write_dev_certs(tmp_path / "tls")
+    agent_tls = certs["fastpath"]
+    agent = start(
+        lab,
+        pins,
+        LEAST_PRIVILEGE,
+        FASTPATH_TLS_CERT=str(agent_tls / "tls.crt"),
+        FASTPATH_TLS_KEY=str(agent_tls / "tls.key"),
+        FASTPATH_TLS_CLIENT_CA=str(agent_tls / "ca.crt"),
+        **env,
+    )
+    try:
+        base = f"http://{lab.rx_addr}:{agent.http_port}"
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert requests.get(f"{base}/readyz", timeout=10).status_code == 200
+        with grpc.insecure_channel(f"{lab.rx_addr}:{agent.grpc_port}") as plain:
+            with pytest.raises(grpc.RpcError) as refused:
+                pb_grpc.FastPathControlStub(plain).SetDefaultPolicy(
+                    pb.SetDefaultPolicyRequest(policy=pb.POLICY_DENY), timeout=10
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert agent.channel is not None
+        writer = pb_grpc.FastPathControlStub(agent.channel)
+        status = writer.GetStatus(pb.GetStatusRequest(), timeout=10)
+        assert status.default_policy == pb.POLICY_ALLOW
+        reflection = reflection_pb2_grpc.ServerReflectionStub(agent.channel)
+        with pytest.raises(grpc.RpcError) as off:
+            list(
+                reflection.ServerReflectionInfo(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+                )
+            )
+        assert off.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        code, out = agent.terminate()
+    assert code == 0, out

@@ -102,7 +102,13 @@ class Agent:
 
     def attach_all(self) -> None:
         for name in self.config.interfaces:
-            att = attach(name, self.datapath.program_fd, self.config.mode)
+            att = attach(
+                name,
+                self.datapath.program_fd,
+                self.config.mode,
+                pin_dir=self.datapath.pin_dir,
+                own_maps=self.datapath.own_map_fds,
+            )
             self.attachments.append(att)
             log.info(
                 "%s: program %d %s (%s mode)",

@@ -69,6 +69,11 @@ class Datapath:
         try:
             self.program_fd = self.obj.program_fd(shared.PROGRAM_NAME)
             self.map_fds = {name: self.obj.map_fd(name) for name in shared.PINNED_MAPS}
+            # The program's maps of its own (its .rodata): pinned beside the attached program
+            # so that the next agent can compare settings (loader.attach).
+            self.own_map_fds = {
+                name: fd for name, fd in self.obj.map_fds().items() if name not in self.map_fds
+            }
             self._check_layout()
             replace_protected(self.map_fds, protected)
         except BaseException:

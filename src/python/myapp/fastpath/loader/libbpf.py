@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +68,7 @@ _map_update_batch = _fn(
 )
 _map_next_key = _fn("bpf_map_get_next_key", C.c_int, C.c_int, C.c_void_p, C.c_void_p)
 _obj_get = _fn("bpf_obj_get", C.c_int, C.c_char_p)
+_obj_pin = _fn("bpf_obj_pin", C.c_int, C.c_int, C.c_char_p)
 _obj_info = _fn("bpf_obj_get_info_by_fd", C.c_int, C.c_int, C.c_void_p, C.POINTER(C.c_uint32))
 _test_run = _fn("bpf_prog_test_run_opts", C.c_int, C.c_int, C.c_void_p)
 _xdp_query_id = _fn("bpf_xdp_query_id", C.c_int, C.c_int, C.c_int, C.POINTER(C.c_uint32))
@@ -191,9 +192,28 @@ def map_layout(map_fd: int) -> MapLayout:
     return MapLayout(info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
 
 
+def obj_pin(fd: int, path: str | os.PathLike[str]) -> None:
+    """Pin a program or map at `path` on a bpffs (bpf_obj_pin): it then lives as long as the pin,
+    and bpf_obj_get reopens it with file permissions only (no CAP_SYS_ADMIN)."""
+    _check(_obj_pin(fd, os.fspath(path).encode()), f"bpf_obj_pin {path}")
+
+
 def prog_fd_by_id(prog_id: int) -> int:
-    """fd of the loaded program `prog_id` (the caller closes it)."""
+    """fd of the loaded program `prog_id` (the caller closes it). The kernel allows this only
+    with CAP_SYS_ADMIN: EPERM otherwise (CAP_BPF is not enough)."""
     return int(_check(_prog_get_fd_by_id(prog_id), f"bpf_prog_get_fd_by_id {prog_id}"))
+
+
+def prog_id(prog_fd: int) -> int:
+    """Kernel id of the program behind `prog_fd` (what netlink reports as attached)."""
+    return int(_prog_info(prog_fd).id)
+
+
+def map_id(map_fd: int) -> int:
+    info = _MapInfo()
+    size = C.c_uint32(C.sizeof(info))
+    _check(_obj_info(map_fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
+    return int(info.id)
 
 
 def _prog_info(prog_fd: int, map_ids: C.Array[C.c_uint32] | None = None) -> _ProgInfo:
@@ -213,34 +233,47 @@ def _prog_tag_and_maps(prog_fd: int) -> tuple[bytes, list[int]]:
     return bytes(info.tag), list(ids)[: min(count, info.nr_map_ids)]
 
 
-def _frozen_contents(map_id: int) -> tuple[bytes, bytes] | None:
+def _frozen_contents(fd: int) -> tuple[bytes, bytes] | None:
     """(name, value) of a read-only-for-programs one-entry array (a .rodata), else None."""
-    fd = int(_check(_map_get_fd_by_id(map_id), f"bpf_map_get_fd_by_id {map_id}"))
-    try:
-        info = _MapInfo()
-        size = C.c_uint32(C.sizeof(info))
-        _check(_obj_info(fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
-        if not (
-            info.type == BPF_MAP_TYPE_ARRAY
-            and info.max_entries == 1
-            and info.map_flags & BPF_F_RDONLY_PROG
-        ):
-            return None
-        return bytes(info.name), array_get(fd, 0, info.value_size)
-    finally:
-        os.close(fd)
+    info = _MapInfo()
+    size = C.c_uint32(C.sizeof(info))
+    _check(_obj_info(fd, C.byref(info), C.byref(size)), "bpf_obj_get_info_by_fd (map)")
+    if not (
+        info.type == BPF_MAP_TYPE_ARRAY
+        and info.max_entries == 1
+        and info.map_flags & BPF_F_RDONLY_PROG
+    ):
+        return None
+    return bytes(info.name), array_get(fd, 0, info.value_size)
 
 
-def same_program(a_fd: int, b_fd: int) -> bool:
+def same_program(a_fd: int, b_fd: int, map_fds: Iterable[int] | None = None) -> bool:
     """True when two loaded programs behave alike: the same instructions (tag) over the same
     maps, where a read-only .rodata counts as the same when its contents are equal (each load
-    makes its own; the verifier prunes code by its values, which the tag does not see)."""
+    makes its own; the verifier prunes code by its values, which the tag does not see).
+
+    The maps that differ are read through `map_fds` (fds the caller holds: its object's maps, a
+    pinned .rodata). Without it they are opened by id, which needs CAP_SYS_ADMIN; a map that
+    cannot be read makes the programs count as different (replacing is always safe)."""
     tag_a, maps_a = _prog_tag_and_maps(a_fd)
     tag_b, maps_b = _prog_tag_and_maps(b_fd)
     if tag_a != tag_b or len(maps_a) != len(maps_b):
         return False
-    frozen_a = [_frozen_contents(i) for i in set(maps_a) - set(maps_b)]
-    frozen_b = [_frozen_contents(i) for i in set(maps_b) - set(maps_a)]
+    by_id = {map_id(fd): fd for fd in map_fds} if map_fds is not None else {}
+
+    def contents(ident: int) -> tuple[bytes, bytes] | None:
+        if ident in by_id:
+            return _frozen_contents(by_id[ident])
+        if map_fds is not None:
+            return None  # not among the caller's fds: unknown, so not provably the same
+        fd = int(_check(_map_get_fd_by_id(ident), f"bpf_map_get_fd_by_id {ident}"))
+        try:
+            return _frozen_contents(fd)
+        finally:
+            os.close(fd)
+
+    frozen_a = [contents(i) for i in set(maps_a) - set(maps_b)]
+    frozen_b = [contents(i) for i in set(maps_b) - set(maps_a)]
     if None in frozen_a or None in frozen_b:
         return False  # a map that is not one and the same, nor a .rodata
     return sorted(filter(None, frozen_a)) == sorted(filter(None, frozen_b))
@@ -500,6 +533,10 @@ class BpfObject:
 
     def map_fd(self, name: str) -> int:
         return int(_check(_find_map_fd(self._handle(), name.encode()), f"fd of map {name}"))
+
+    def map_fds(self) -> dict[str, int]:
+        """Every map of the object by name (.rodata included); closed with the object."""
+        return {name: self.map_fd(name) for name in self._maps()}
 
     def close(self) -> None:
         if self._obj is not None:
