@@ -125,7 +125,7 @@ k8s-render: setup ## Render every Kustomize overlay and Helm environment into di
 	scripts/k8s-render.sh
 
 .PHONY: k8s-secrets
-k8s-secrets: ## Create the Secret myapp-secrets with random values (CONTEXT=kube-context)
+k8s-secrets: ## Create myapp-secrets (random values) and the fast path CA and mTLS certificate Secrets (CONTEXT=kube-context)
 	scripts/k8s-secrets.sh $(CONTEXT)
 
 .PHONY: new-service
