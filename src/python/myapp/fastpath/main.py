@@ -48,7 +48,11 @@ def main() -> None:
         http.server_address[1],
         "mutual TLS" if config.tls else "plaintext (loopback only)",
     )
-    stopping.wait()
+    # With a timeout: a signal the kernel delivers to one of gRPC's threads does not interrupt
+    # the main thread's wait, whose Python handler then runs only at its next wake-up (an
+    # untimed wait could sleep through SIGTERM for good).
+    while not stopping.wait(0.5):
+        pass
     log.info(
         "stopping: %s",
         "detaching" if config.detach_on_exit else "the program stays attached for the next agent",
