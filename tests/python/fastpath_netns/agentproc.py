@@ -119,7 +119,13 @@ class AgentProcess:
         )
 
     def wait_exit(self, timeout: float = 60) -> tuple[int, str]:
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(
+                f"agent still running after {timeout}s, killed: {''.join(self.lines)}"
+            ) from None
         while self._queue.get(timeout=timeout) is not None:
             pass
         self._remove_certs()

@@ -79,6 +79,23 @@ def test_same_program_means_same_code_maps_and_settings(pins: Path) -> None:
             assert not libbpf.same_program(first.program_fd, private_maps.program_fd)
 
 
+def test_same_program_from_the_fds_held_without_lookups_by_id(pins: Path) -> None:
+    """Without CAP_SYS_ADMIN no map can be opened by id: the .rodata of both programs comes from
+    fds the caller holds (its object's, the pin's). One that is not held is not the same."""
+    with Datapath(pins) as first, Datapath(pins) as again:
+        assert [name.endswith(".rodata") for name in first.own_map_fds] == [True]
+        with Datapath(pins, drop_malformed=True) as other:
+            held = [
+                *first.own_map_fds.values(),
+                *again.own_map_fds.values(),
+                *other.own_map_fds.values(),
+            ]
+            assert libbpf.same_program(first.program_fd, again.program_fd, held)
+            assert not libbpf.same_program(first.program_fd, other.program_fd, held)
+        only_first = list(first.own_map_fds.values())
+        assert not libbpf.same_program(first.program_fd, again.program_fd, only_first)
+
+
 def test_another_layout_version_is_refused(pins: Path) -> None:
     with Datapath(pins) as first:
         cfg = shared.Config(layout_version=shared.LAYOUT_VERSION + 1)
