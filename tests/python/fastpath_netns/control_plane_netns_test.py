@@ -16,12 +16,12 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from fastpath_netns.agentproc import LEAST_PRIVILEGE, AgentProcess
-from fastpath_netns.netns_client import run_client
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fastpath.v1 import fastpath_pb2 as pb
 from fastpath.v1 import fastpath_pb2_grpc as pb_grpc
+from fastpath_netns.agentproc import LEAST_PRIVILEGE, AgentProcess
+from fastpath_netns.netns_client import run_client
 from myapp.common import pki
 from myapp.fastpath.loader import libbpf
 from myapp.fastpath.loader.attach import pin_path

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from deploy.architecture import FASTPATH_CAPABILITIES
 from deploy.manifests import repo_root
 
