@@ -86,9 +86,10 @@ bench-api: setup ## API figures: gunicorn (2 workers) on PostgreSQL, wrk on user
 	BENCH_ROUNDS=$${BENCH_ROUNDS:-3} python3 scripts/bench-api.py  # median of 3: this VM's speed swings
 
 # --- Fast path (src/bpf, src/python/myapp/fastpath) ------------------------------------------
+# gRPC on loopback unless FASTPATH_BIND says otherwise: any other address needs FASTPATH_TLS_*.
 .PHONY: run-fastpath
 run-fastpath: setup ## Run the fast-path agent (root; FASTPATH_INTERFACES=eth0 make run-fastpath)
-	$(PANTS) run src/python/myapp/fastpath:fastpath
+	FASTPATH_BIND=$${FASTPATH_BIND:-127.0.0.1} $(PANTS) run src/python/myapp/fastpath:fastpath
 
 .PHONY: demo-fastpath
 demo-fastpath: setup ## Fast path with traffic to watch (root): agent on a veth pair; set FASTPATH_ADDR to the gRPC address it prints
