@@ -58,7 +58,6 @@ Variables (see docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -68,7 +67,7 @@ from urllib.parse import quote, urlsplit
 
 from myapp.api.passwords import password_problem
 from myapp.common.env import ConfigError, env_int, env_str
-from myapp.common.prefixes import Network, parse_prefixes
+from myapp.common.prefixes import Network, is_loopback_host, parse_prefixes
 
 DEV_ADMIN_EMAIL = "admin@example.com"
 DEV_ADMIN_PASSWORD = "admin123456!"  # noqa: S105 - the documented development default
@@ -267,7 +266,7 @@ def _fastpath_tls(
         hosts = [
             part.strip().rpartition(":")[0].strip("[]") for part in (fastpath_addr or "").split(",")
         ]
-        if production and fastpath_addr and not all(_is_loopback(host) for host in hosts):
+        if production and fastpath_addr and not all(is_loopback_host(host) for host in hosts):
             raise ConfigError(
                 f"{', '.join(_FASTPATH_TLS)} are required when APP_ENV=production and "
                 "FASTPATH_ADDR is not a loopback address (the agents accept only mutual TLS), "
@@ -282,15 +281,6 @@ def _fastpath_tls(
     ca, cert, key = (Path(str(given[name])) for name in _FASTPATH_TLS)
     server_name = env_str(env, "FASTPATH_TLS_SERVER_NAME", FastPathTls.server_name)
     return FastPathTls(ca, cert, key, str(server_name))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_from_parts(env: Mapping[str, str]) -> str | None:

@@ -15,6 +15,17 @@ VARIABLE = "FASTPATH_PROTECTED_PREFIXES"
 MAX_PER_FAMILY = 1024
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address or dialled host (IP literal, bracketed or not, or "localhost") is
+    loopback: the only place the control port may be plaintext."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_cidr(text: str) -> Network:
     """One IPv4/IPv6 CIDR with its prefix length and no host bits; ValueError saying what is
     wrong (quoting at most 64 characters of `text`) otherwise."""

@@ -29,14 +29,13 @@ FASTPATH_DETACH_ON_EXIT  true | false: detach the XDP program on SIGTERM (defaul
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from myapp.common import env as common_env
-from myapp.common.prefixes import Network, parse_prefixes
+from myapp.common.prefixes import Network, is_loopback_host, parse_prefixes
 from myapp.fastpath.shared import Policy
 
 MODES = ("native", "generic", "auto")
@@ -141,21 +140,12 @@ class Config:
 TLS_VARIABLES = ("FASTPATH_TLS_CERT", "FASTPATH_TLS_KEY", "FASTPATH_TLS_CLIENT_CA")
 
 
-def is_loopback(bind: str) -> bool:
-    if bind == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(bind.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _tls_files(env: Mapping[str, str], bind: str) -> tuple[Path, Path, Path] | None:
     """The three TLS files, all or none; none only on a loopback bind (no plaintext elsewhere)."""
     given = {name: env.get(name, "").strip() for name in TLS_VARIABLES}
     missing = [name for name, value in given.items() if not value]
     if len(missing) == len(TLS_VARIABLES):
-        if not is_loopback(bind):
+        if not is_loopback_host(bind):
             app_env = env.get("APP_ENV", "production").strip() or "production"
             raise ConfigError(
                 f"{', '.join(TLS_VARIABLES)} are required: the control port serves plaintext only "
